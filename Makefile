@@ -1,0 +1,49 @@
+# Roadwatch: a thin index of the project's commands. `make help` lists them.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PIP := .venv/bin/pip
+STAMP := .venv/.installed
+DATA ?= ../shared/data
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: help setup system-deps test lint run db-start db-stop migrate worker api bench dataset train export clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+system-deps: ## Debian packages the project needs (PostgreSQL + PostGIS, Chromium for UI tests)
+	@need=""; \
+	[ -x /usr/lib/postgresql/15/bin/initdb ] && [ -f /usr/share/postgresql/15/extension/postgis.control ] || need="$$need postgresql-15-postgis-3"; \
+	if [ -n "$$need" ]; then echo "installing:$$need"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; fi
+
+$(STAMP): pyproject.toml
+	python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[service,training,dev]'
+	touch $(STAMP)
+
+setup: system-deps $(STAMP) ## Create .venv with everything needed to run and test (idempotent)
+
+test: setup ## Run the whole test suite against a project-local PostGIS
+	scripts/test.sh
+
+lint: setup ## ruff, and mypy on detector/ and datasets/
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy detector datasets
+
+db-start: system-deps ## Start the project-local PostGIS (.pg/)
+	scripts/devdb.sh start
+
+db-stop: ## Stop it
+	scripts/devdb.sh stop
+
+dataset: setup ## Build the training set from $(DATA) into data/rdd-cm
+	$(PY) -m datasets build --out data/rdd-cm --val-start 1300 $(DATA)/rdd2022
+
+train: dataset ## Train the shipped model's config (hours on 2 CPU cores)
+	$(PY) -m training train --data data/rdd-cm --config training/configs/yolov5nu-seeded-416.yaml
+
+clean: db-stop
+	rm -rf .venv .pg .cache var

@@ -1,0 +1,119 @@
+"""The ONNX Runtime detector. ``__init__`` is trivial; load with :meth:`Detector.from_path`."""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from detector.errors import ModelError
+from detector.postprocess import decode, nms, to_source
+from detector.preprocess import letterbox, to_tensor
+from detector.records import Detection
+
+
+def _parse_names(raw: str) -> dict[int, str]:
+    try:
+        value = ast.literal_eval(raw)  # a Python dict literal; literal_eval never runs code
+    except (ValueError, SyntaxError) as exc:
+        raise ModelError(f"metadata 'names' is not a literal dict: {raw[:80]!r}") from exc
+    if isinstance(value, list):
+        value = dict(enumerate(value))
+    if not isinstance(value, dict) or not value:
+        raise ModelError(f"metadata 'names' must be a non-empty dict, got {type(value).__name__}")
+    return {int(k): str(v) for k, v in value.items()}
+
+
+def _parse_imgsz(raw: str) -> int:
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError) as exc:
+        raise ModelError(f"metadata 'imgsz' is not a literal: {raw!r}") from exc
+    sizes = value if isinstance(value, list | tuple) else [value]
+    if not sizes or len(set(sizes)) != 1 or not isinstance(sizes[0], int):
+        raise ModelError(f"expected a square input size, got imgsz={raw}")
+    return int(sizes[0])
+
+
+class Detector:
+    """A YOLO detection model exported to ONNX by ultralytics, run with ONNX Runtime."""
+
+    def __init__(self, session: ort.InferenceSession, names: dict[int, str], imgsz: int) -> None:
+        self.session = session
+        self.names = names
+        self.imgsz = imgsz
+        self.input_name = session.get_inputs()[0].name
+        batch_dim = session.get_inputs()[0].shape[0]
+        self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
+
+    @classmethod
+    def from_path(cls, path: Path | str, threads: int | None = None) -> Detector:
+        """Load a model; reads class names and input size from the export's metadata.
+
+        ``threads``: intra-op threads (default ``ROADWATCH_THREADS`` or 1: several processes with
+        one thread each give more throughput than one process with many).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or int(os.environ.get("ROADWATCH_THREADS", "1"))
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"{path}: not a loadable ONNX model: {exc}") from exc
+        meta = session.get_modelmeta().custom_metadata_map
+        task = meta.get("task", "detect")
+        if task != "detect":
+            raise ModelError(f"{path}: expected a YOLO detection model, got task={task!r}")
+        if "names" not in meta or "imgsz" not in meta:
+            raise ModelError(f"{path}: no 'names'/'imgsz' metadata: not an ultralytics YOLO export")
+        if meta.get("end2end", "False") == "True":
+            raise ModelError(f"{path}: end-to-end (NMS in graph) exports are not supported")
+        names, imgsz = _parse_names(meta["names"]), _parse_imgsz(meta["imgsz"])
+        shape = session.get_outputs()[0].shape
+        if len(shape) != 3 or (isinstance(shape[1], int) and shape[1] != 4 + len(names)):
+            raise ModelError(
+                f"{path}: expected output (batch, {4 + len(names)}, N) for {len(names)} classes, got {shape}"
+            )
+        return cls(session, names, imgsz)
+
+    def predict(
+        self, image: np.ndarray, conf: float = 0.25, iou: float = 0.45, max_det: int = 300
+    ) -> list[Detection]:
+        """Detections of one BGR image, boxes in its pixels, highest confidence first."""
+        return self.predict_batch([image], conf, iou, max_det)[0]
+
+    def predict_batch(
+        self, images: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.45, max_det: int = 300
+    ) -> list[list[Detection]]:
+        """Detections of several images; one inference call per batch the model accepts."""
+        prepared = [letterbox(img, self.imgsz) for img in images]
+        step = self.fixed_batch or max(len(prepared), 1)
+        results: list[list[Detection]] = []
+        for start in range(0, len(prepared), step):
+            chunk = prepared[start : start + step]
+            tensor = to_tensor([p[0] for p in chunk])
+            heads = self.session.run(None, {self.input_name: tensor})[0]
+            for head, (_, lb) in zip(heads, chunk, strict=True):
+                boxes, scores, classes = decode(head, conf)
+                keep = nms(boxes, scores, classes, iou, max_det)
+                src = to_source(boxes[keep], lb)
+                results.append(
+                    [
+                        Detection(
+                            int(c),
+                            self.names.get(int(c), str(c)),
+                            float(s),
+                            (float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+                        )
+                        for b, s, c in zip(src, scores[keep], classes[keep], strict=True)
+                    ]
+                )
+        return results

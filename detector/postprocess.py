@@ -1,0 +1,64 @@
+"""Decoding the YOLO head, class-aware NMS, and mapping boxes back to source pixels.
+
+The exported head is ``(batch, 4 + nc, N)``: rows 0-3 are cx, cy, w, h in letterboxed input
+pixels, the other rows per-class scores (sigmoid applied, no objectness).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detector.preprocess import Letterbox
+
+# Offsets boxes of different classes apart so one NMS pass never suppresses across classes.
+_CLASS_OFFSET = 7680.0
+
+
+def decode(head: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's head ``(4 + nc, N)`` -> boxes xyxy ``(M, 4)``, scores ``(M,)``, classes ``(M,)``."""
+    if head.ndim != 2 or head.shape[0] < 5:
+        raise ValueError(f"expected a head of shape (4 + nc, N), got {head.shape}")
+    scores_all = head[4:]
+    classes = scores_all.argmax(axis=0)
+    scores = scores_all[classes, np.arange(head.shape[1])]
+    keep = scores > conf
+    cx, cy, w, h = head[:4, keep]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    return boxes.astype(np.float32), scores[keep].astype(np.float32), classes[keep]
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one xyxy box with many."""
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float, max_det: int = 300
+) -> np.ndarray:
+    """Class-aware greedy NMS; indices of kept boxes, highest score first."""
+    order = np.argsort(-scores, kind="stable")
+    shifted = boxes + (classes.astype(np.float32) * _CLASS_OFFSET)[:, None]
+    keep: list[int] = []
+    while order.size and len(keep) < max_det:
+        best = order[0]
+        keep.append(int(best))
+        rest = order[1:]
+        order = rest[box_iou(shifted[best], shifted[rest]) <= iou]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def to_source(boxes: np.ndarray, lb: Letterbox) -> np.ndarray:
+    """Letterboxed input pixels -> source image pixels, clipped to the image."""
+    out = boxes.copy()
+    out[:, [0, 2]] = (out[:, [0, 2]] - lb.pad_x) / lb.gain
+    out[:, [1, 3]] = (out[:, [1, 3]] - lb.pad_y) / lb.gain
+    out[:, [0, 2]] = out[:, [0, 2]].clip(0, lb.source_width)
+    out[:, [1, 3]] = out[:, [1, 3]].clip(0, lb.source_height)
+    return out

@@ -1,0 +1,89 @@
+"""Image decoding and letterboxing, as ultralytics does it for an exported (square) model.
+
+Pure functions: the letterbox parameters are returned to the caller and passed on to
+postprocessing, never kept on an object, so one detector serves concurrent calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from detector.errors import ImageError
+
+PAD_VALUE = 114
+# Decompression-bomb guard: checked on the header, before any pixel is decoded.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a source image was mapped into the model input: ``input = source * gain + pad``."""
+
+    gain: float
+    pad_x: float
+    pad_y: float
+    source_width: int
+    source_height: int
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode JPEG/PNG bytes to a BGR array with the EXIF orientation applied.
+
+    The size is read from the header first so that a huge image is refused before decoding.
+    """
+    if not data:
+        raise ImageError("empty file")
+    try:
+        from io import BytesIO
+
+        with Image.open(BytesIO(data)) as header:
+            width, height = header.size
+            fmt = header.format
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"image too large: {exc}") from exc
+    except Exception as exc:  # PIL raises many types for garbage input
+        raise ImageError(f"not a readable image: {exc}") from exc
+    if fmt not in {"JPEG", "PNG", "MPO"}:
+        raise ImageError(f"expected a JPEG or PNG image, got {fmt}")
+    if width * height > max_pixels:
+        raise ImageError(f"image too large: {width}x{height} pixels, the limit is {max_pixels:,}")
+    # OpenCV applies the EXIF orientation in IMREAD_COLOR (as ultralytics' own loader does).
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError("image data is corrupt or truncated")
+    return image
+
+
+def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file; see :func:`decode_image`."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ImageError(f"cannot read {path}: {exc.strerror}") from exc
+    return decode_image(data, max_pixels)
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping the aspect ratio and pad to ``size`` x ``size`` (grey 114), centred."""
+    h, w = image.shape[:2]
+    gain = min(size / h, size / w)
+    new_w, new_h = round(w * gain), round(h * gain)
+    if (new_w, new_h) != (w, h):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    dw, dh = (size - new_w) / 2, (size - new_h) / 2
+    # The +-0.1 rounding matches ultralytics' LetterBox, so boxes agree to the pixel.
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    return padded, Letterbox(gain, float(left), float(top), w, h)
+
+
+def to_tensor(images: list[np.ndarray]) -> np.ndarray:
+    """BGR uint8 HWC images -> float32 NCHW RGB in 0..1."""
+    batch = np.stack([img[..., ::-1] for img in images])  # BGR -> RGB
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
