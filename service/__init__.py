@@ -1,0 +1,1 @@
+"""Roadwatch service: locating, ranking and storing road-damage detections."""
