@@ -7,7 +7,7 @@ DATA ?= ../shared/data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help setup system-deps test lint run db-start db-stop migrate worker api bench dataset train export clean
+.PHONY: help setup system-deps test lint run db-start db-stop dataset train clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,3 +47,6 @@ train: dataset ## Train the shipped model's config (hours on 2 CPU cores)
 
 clean: db-stop
 	rm -rf .venv .pg .cache var
+
+run: setup ## Set up, start PostGIS, migrate, start a worker and the API (prints URL and demo token)
+	HOST=$(HOST) PORT=$(PORT) scripts/run.sh

@@ -18,6 +18,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, help="folder for runs (default: runs/)")
     p = sub.add_parser("resume", help="continue an interrupted run")
     p.add_argument("run_dir", type=Path)
+    p = sub.add_parser("export", help="ONNX fp32 + int8 into weights/, checked, manifest updated")
+    p.add_argument("--weights", required=True, type=Path, help="trained checkpoint (.pt)")
+    p.add_argument("--name", default="roadwatch-yolov5nu")
+    p.add_argument("--version", required=True)
+    p.add_argument("--imgsz", type=int, default=416)
+    p.add_argument("--calib", required=True, type=Path, help="folder of real training images")
+    p.add_argument("--data-version", default="rdd2022-China_MotorBike-000000-001299")
+    p.add_argument("--metrics", type=Path, help="JSON {fp32: {...}, int8: {...}} to record")
+    p.add_argument("--default", choices=["fp32", "int8"], default="fp32")
     args = parser.parse_args(argv)
 
     if args.command == "train":
@@ -30,4 +39,22 @@ def main(argv: list[str] | None = None) -> int:
         from training.train import resume
 
         print(resume(args.run_dir))
+    elif args.command == "export":
+        import json
+
+        from training.export import export_release
+
+        metrics = json.loads(args.metrics.read_text()) if args.metrics else None
+        entries = export_release(
+            args.weights,
+            args.name,
+            args.version,
+            args.imgsz,
+            args.calib,
+            args.data_version,
+            metrics,
+            default_precision=args.default,
+        )
+        for entry in entries:
+            print(json.dumps(entry))
     return 0

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make run`: PostGIS up, schema migrated, demo credentials, one worker and the API in the foreground.
+# Ctrl-C stops the API, the worker and the database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-8000}"
+scripts/devdb.sh start
+export DATABASE_URL="${DATABASE_URL:-$(scripts/devdb.sh url)}"
+PY=.venv/bin/python
+$PY -m service migrate >/dev/null
+$PY -m service demo >/tmp/roadwatch-demo.json
+$PY -m service worker &
+WORKER=$!
+cleanup() { kill "$WORKER" 2>/dev/null || true; wait "$WORKER" 2>/dev/null || true; scripts/devdb.sh stop; }
+trap cleanup EXIT INT TERM
+$PY - "$HOST" "$PORT" <<'PYEOF'
+import json, sys
+demo = json.load(open("/tmp/roadwatch-demo.json"))
+host, port = sys.argv[1], sys.argv[2]
+print(f"""
+Roadwatch is starting at http://{host}:{port}  (API docs: http://{host}:{port}/docs)
+  demo vehicle token : {demo['vehicle_token']}
+  staff login        : {demo['admin_user']} / {demo.get('admin_password', '(unchanged since the first run)')}
+Upload:  curl -H "Authorization: Bearer {demo['vehicle_token']}" -F images=@photo.jpg http://{host}:{port}/api/v1/batches
+Sites:   curl -u {demo['admin_user']}:PASSWORD http://{host}:{port}/api/v1/sites
+""", flush=True)
+PYEOF
+$PY -m service serve --host "$HOST" --port "$PORT"

@@ -1,0 +1,75 @@
+"""The FastAPI application. ``create_app()`` builds settings, database, store and queue once."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select, text
+
+from service import api_read, api_upload
+from service.db import make_engine, make_sessionmaker
+from service.jobs import make_app as make_jobs
+from service.models import Frame
+from service.runtime import model_path
+from service.settings import Settings
+from service.store import ImageStore
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()  # type: ignore[call-arg]  # DATABASE_URL from the environment
+    jobs = make_jobs(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        with jobs.open():  # sync connector: the upload handlers defer from worker threads
+            yield
+
+    app = FastAPI(
+        title="Roadwatch",
+        version="0.1.0",
+        description="Road-damage detection for municipal road maintenance. Staff make every repair decision.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url)
+    app.state.sessions = make_sessionmaker(app.state.engine)
+    app.state.store = ImageStore(settings.image_dir)
+    app.state.jobs = jobs
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body')}: {err.get('msg')}"
+            for err in exc.errors()
+        ]
+        return JSONResponse({"detail": "invalid request: " + "; ".join(problems)}, status_code=422)
+
+    @app.get("/health", tags=["health"], summary="Database, queue and model status")
+    def health() -> JSONResponse:
+        body: dict[str, Any] = {"status": "ok"}
+        try:
+            with app.state.sessions() as session:
+                session.execute(text("SELECT 1"))
+                body["database"] = "ok"
+                body["frames_queued"] = session.scalar(select(func.count()).where(Frame.status == "queued"))
+        except Exception as exc:
+            body["status"], body["database"] = "error", f"unreachable: {type(exc).__name__}"
+        try:
+            path = model_path(settings)
+            body["model"] = {"file": path.name, "present": path.is_file()}
+            if not path.is_file():
+                body["status"] = "error"
+        except Exception as exc:
+            body["status"], body["model"] = "error", str(exc)
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+    app.include_router(api_upload.router)
+    app.include_router(api_read.router)
+    return app

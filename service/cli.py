@@ -1,0 +1,77 @@
+"""``python -m service <verb>``: migrate, serve, worker, vehicle add, user add, roads import."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        sys.exit(f"configuration error (set DATABASE_URL): {exc.errors()[0]['msg']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    parser = argparse.ArgumentParser(prog="python -m service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create or upgrade the database schema")
+    p = sub.add_parser("serve", help="run the API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p = sub.add_parser("worker", help="run one worker process")
+    p.add_argument("--concurrency", type=int, default=1)
+    p = sub.add_parser("vehicle", help="manage vehicles")
+    vsub = p.add_subparsers(dest="action", required=True)
+    p = vsub.add_parser("add", help="add a vehicle and print its upload token (shown once)")
+    p.add_argument("name")
+    p.add_argument("--height-m", type=float, default=1.4, help="camera height above the road")
+    p.add_argument("--pitch-deg", type=float, default=10.0, help="camera tilt below horizontal")
+    p.add_argument("--hfov-deg", type=float, default=100.0, help="horizontal field of view")
+    p = sub.add_parser("user", help="manage staff accounts")
+    usub = p.add_subparsers(dest="action", required=True)
+    p = usub.add_parser("add", help="add a staff user; prints a generated password unless --password")
+    p.add_argument("username")
+    p.add_argument("--role", choices=["viewer", "reviewer", "admin"], default="viewer")
+    p.add_argument("--password")
+    sub.add_parser("demo", help="create the demo vehicle (new token each time) and an admin on first run")
+    p = sub.add_parser("roads", help="road network for ranking")
+    rsub = p.add_subparsers(dest="action", required=True)
+    p = rsub.add_parser("import", help="import LineStrings with an 'importance' (0..1) property")
+    p.add_argument("geojson", type=Path)
+    args = parser.parse_args(argv)
+    settings = _settings()
+
+    if args.command == "migrate":
+        from service.migrate import upgrade
+
+        upgrade(settings.database_url)
+        print(json.dumps({"migrated": True}))
+    elif args.command == "serve":
+        import uvicorn
+
+        from service.app import create_app
+
+        uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    elif args.command == "worker":
+        from service.jobs import run_worker
+        from service.runtime import worker_context
+
+        asyncio.run(run_worker(settings, worker_context(settings), args.concurrency))
+    elif args.command in ("vehicle", "user", "roads", "demo"):
+        from service.admin import run_admin
+
+        return run_admin(settings, args)
+    return 0

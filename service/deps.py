@@ -1,0 +1,90 @@
+"""FastAPI dependencies: settings, sessions, the job queue, vehicle and staff authentication."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from service.auth import authenticate, role_at_least, vehicle_for_token
+from service.models import User, Vehicle
+from service.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False)
+_basic = HTTPBasic(auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request):  # type: ignore[no-untyped-def]
+    with request.app.state.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def current_vehicle(
+    session: SessionDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Vehicle:
+    if creds is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing vehicle token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    vehicle = vehicle_for_token(session, creds.credentials)
+    if vehicle is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "unknown or revoked vehicle token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return vehicle
+
+
+VehicleDep = Annotated[Vehicle, Depends(current_vehicle)]
+
+
+def current_user(
+    request: Request, session: SessionDep, creds: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+) -> User:
+    """A staff user, from the web session cookie or HTTP Basic credentials (API clients)."""
+    user_id = request.session.get("user_id") if "session" in request.scope else None
+    if user_id is not None:
+        user = session.get(User, user_id)
+        if user is not None and user.active:
+            return user
+    if creds is not None:
+        user = authenticate(session, creds.username, creds.password)
+        if user is not None:
+            return user
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "staff login required",
+        headers={"WWW-Authenticate": 'Basic realm="roadwatch"'},
+    )
+
+
+def require_role(role: str):  # type: ignore[no-untyped-def]
+    def check(user: Annotated[User, Depends(current_user)]) -> User:
+        if not role_at_least(user.role, role):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the role {role}; you are {user.role}")
+        return user
+
+    return check
+
+
+ViewerDep = Annotated[User, Depends(require_role("viewer"))]
+ReviewerDep = Annotated[User, Depends(require_role("reviewer"))]
+AdminDep = Annotated[User, Depends(require_role("admin"))]
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    return secrets.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,153 @@
+"""Accepting a batch of photos: check each, place it in time and space, store it durably, queue it.
+
+Every image gets a status: ``queued`` (stored, a job will detect damage), ``no_location`` (stored,
+but neither EXIF, metadata nor the track gives its position), ``duplicate`` (its sha256 is known),
+or ``rejected`` with a reason (not an image, too large, ...). One bad image never blocks the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2.elements import WKTElement
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from detector import ImageError, decode_image
+from service.gps import Fix, Track, interpolate, read_exif
+from service.models import Frame, UploadBatch, Vehicle
+from service.store import ImageStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageResult:
+    filename: str
+    status: str
+    sha256: str | None = None
+    frame_id: int | None = None
+    reason: str | None = None
+    location_source: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    images: list[ImageResult] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for image in self.images:
+            out[image.status] = out.get(image.status, 0) + 1
+        return out
+
+    def queued_frame_ids(self) -> list[int]:
+        return [i.frame_id for i in self.images if i.status == "queued" and i.frame_id is not None]
+
+
+def point(lat: float, lon: float) -> WKTElement:
+    return WKTElement(f"POINT({lon} {lat})", srid=4326)
+
+
+def _metadata_fix(meta: dict[str, Any], when: datetime | None) -> Fix | None:
+    """A position the client sent for this image in the metadata part, if any."""
+    if "lat" not in meta or "lon" not in meta or when is None:
+        return None
+    return Fix(float(meta["lat"]), float(meta["lon"]), when, meta.get("heading"), meta.get("speed"))
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"captured_at must carry a time zone, got {value!r}")
+    return parsed
+
+
+def ingest_image(
+    session_factory: sessionmaker[Session],
+    store: ImageStore,
+    vehicle: Vehicle,
+    batch_id: Any,
+    filename: str,
+    data: bytes,
+    *,
+    track: Track | None,
+    image_meta: dict[str, Any],
+    clock_offset_s: float,
+    max_pixels: int,
+    track_max_gap_s: float,
+) -> ImageResult:
+    """Check, locate, store and record one image. Commits its own row before returning."""
+    digest = hashlib.sha256(data).hexdigest()
+    with session_factory() as session:
+        existing = session.scalar(select(Frame.id).where(Frame.sha256 == digest))
+    if existing is not None:
+        return ImageResult(filename, "duplicate", digest, existing)
+    try:
+        image = decode_image(data, max_pixels)  # content decides, not the file name
+    except ImageError as exc:
+        return ImageResult(filename, "rejected", digest, reason=str(exc))
+    height, width = image.shape[:2]
+    exif = read_exif(data)
+    try:
+        captured_at = _parse_time(image_meta.get("captured_at")) or exif.captured_at
+        fix, source = exif.fix, "exif"
+        if fix is None:
+            fix, source = _metadata_fix(image_meta, captured_at), "metadata"
+    except (ValueError, TypeError) as exc:
+        return ImageResult(filename, "rejected", digest, reason=f"invalid metadata: {exc}")
+    if fix is None and track and captured_at is not None:
+        fix, source = interpolate(track, captured_at, track_max_gap_s, clock_offset_s), "track"
+    if fix is None:
+        source = "none"
+    store.put(digest, data)  # fsynced before the row that points at it is committed
+    frame = Frame(
+        sha256=digest,
+        vehicle_id=vehicle.id,
+        batch_id=batch_id,
+        filename=filename[:500],
+        captured_at=captured_at or (fix.time if fix else None),
+        position=point(fix.lat, fix.lon) if fix else None,
+        location_source=source,
+        heading=fix.heading if fix else None,
+        speed=fix.speed if fix else None,
+        width=width,
+        height=height,
+        status="queued" if fix else "no_location",
+        image_key=digest,
+    )
+    try:
+        with session_factory() as session, session.begin():
+            session.add(frame)
+    except IntegrityError:  # the same bytes arrived concurrently: the other request stored them
+        with session_factory() as session:
+            existing = session.scalar(select(Frame.id).where(Frame.sha256 == digest))
+        return ImageResult(filename, "duplicate", digest, existing)
+    status = "queued" if fix else "no_location"
+    return ImageResult(filename, status, digest, frame.id, location_source=source)
+
+
+def create_batch(session_factory: sessionmaker[Session], vehicle: Vehicle, meta: dict[str, Any]) -> Any:
+    with session_factory() as session, session.begin():
+        batch = UploadBatch(vehicle_id=vehicle.id, meta=meta)
+        session.add(batch)
+        session.flush()
+        return batch.id
+
+
+def finish_batch(session_factory: sessionmaker[Session], result: BatchResult) -> None:
+    with session_factory() as session, session.begin():
+        batch = session.get(UploadBatch, result.batch_id)
+        if batch is not None:
+            batch.counts = result.counts()

@@ -1,0 +1,108 @@
+"""The job queue, in PostgreSQL itself (procrastinate): no second broker.
+
+``python -m service worker`` runs one worker process; start as many as needed on as many machines.
+Each worker also runs a small janitor loop that (1) retries jobs whose worker stopped sending
+heartbeats (killed with SIGKILL, machine lost) and (2) queues frames left ``queued`` without a job
+(for example when the database went away between storing a frame and queueing it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import procrastinate
+from procrastinate import PsycopgConnector, RetryStrategy
+from sqlalchemy import text
+
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+QUEUE = "frames"
+TASK = "process_frame"
+
+_context: Any = None  # the WorkerContext of this process, set by run_worker
+
+
+def lock_for(frame_id: int) -> str:
+    return f"frame-{frame_id}"
+
+
+def make_app(settings: Settings) -> procrastinate.App:
+    app = procrastinate.App(connector=PsycopgConnector(conninfo=settings.psycopg_conninfo))
+
+    @app.task(name=TASK, queue=QUEUE, retry=RetryStrategy(max_attempts=5, exponential_wait=2))
+    def process_frame(frame_id: int) -> str:
+        from service.pipeline import process_frame as run
+
+        if _context is None:
+            raise RuntimeError("worker context not initialised")
+        return run(_context, frame_id)
+
+    return app
+
+
+def defer_frames(app: procrastinate.App, frame_ids: list[int]) -> int:
+    """Queue a job per frame; a frame that already has a waiting job is skipped. Returns queued count."""
+    queued = 0
+    for frame_id in frame_ids:
+        try:
+            app.configure_task(TASK, queueing_lock=lock_for(frame_id)).defer(frame_id=frame_id)
+            queued += 1
+        except procrastinate.exceptions.AlreadyEnqueued:
+            pass
+    return queued
+
+
+ORPHANS_SQL = text(
+    """
+    SELECT f.id FROM frame f
+    WHERE f.status = 'queued' AND f.created_at < now() - make_interval(secs => :age)
+      AND NOT EXISTS (
+        SELECT 1 FROM procrastinate_jobs j
+        WHERE j.queueing_lock = 'frame-' || f.id AND j.status IN ('todo', 'doing'))
+    ORDER BY f.id LIMIT 500
+    """
+)
+
+
+async def janitor(app: procrastinate.App, settings: Settings, sessions: Any) -> None:
+    """Forever: retry stalled jobs, queue orphaned frames."""
+    while True:
+        try:
+            stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=settings.stalled_after_s)
+            for job in stalled:
+                log.warning(
+                    "retrying job %s (%s): its worker stopped sending heartbeats", job.id, job.task_name
+                )
+                await app.job_manager.retry_job(job)
+            with sessions() as session:
+                orphans = [row[0] for row in session.execute(ORPHANS_SQL, {"age": settings.stalled_after_s})]
+            if orphans:
+                log.warning("queueing %d frames that had no job", len(orphans))
+                await asyncio.to_thread(defer_frames, app, orphans)
+        except Exception:  # the janitor must outlive database hiccups
+            log.exception("janitor pass failed")
+        await asyncio.sleep(settings.heartbeat_interval_s)
+
+
+async def run_worker(settings: Settings, context: Any, concurrency: int = 1) -> None:
+    global _context
+    _context = context
+    app = make_app(settings)
+    async with app.open_async():
+        worker = asyncio.create_task(
+            app.run_worker_async(
+                queues=[QUEUE],
+                concurrency=concurrency,
+                update_heartbeat_interval=settings.heartbeat_interval_s,
+                stalled_worker_timeout=settings.stalled_after_s,
+                install_signal_handlers=True,
+            )
+        )
+        cleaner = asyncio.create_task(janitor(app, settings, context.sessions))
+        try:
+            await worker
+        finally:
+            cleaner.cancel()

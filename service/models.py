@@ -1,0 +1,201 @@
+"""The PostGIS schema as SQLAlchemy 2 models. Alembic migrations (service/migrations) create it.
+
+Positions are ``POINT`` in EPSG:4326 (lon, lat) with GiST indexes; distances are computed on
+``geography`` casts, which are metric.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+FRAME_STATUSES = ("queued", "done", "failed", "no_location")
+SITE_STATUSES = ("open", "confirmed", "rejected", "scheduled", "repaired")
+ROLES = ("viewer", "reviewer", "admin")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+def _point() -> Any:
+    # spatial_index=False: the GiST indexes are declared explicitly below and in the migration.
+    return Geometry("POINT", srid=4326, spatial_index=False)
+
+
+class ModelVersion(Base):
+    """A detection model that produced observations (the manifest entry at the time)."""
+
+    __tablename__ = "model_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    file: Mapped[str] = mapped_column(String(500))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Vehicle(Base):
+    __tablename__ = "vehicle"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # sha256 of a 256-bit random token: a slow hash adds nothing against guessing at that entropy.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    camera_height_m: Mapped[float] = mapped_column(Float, default=1.4)
+    camera_pitch_deg: Mapped[float] = mapped_column(Float, default=10.0)
+    camera_hfov_deg: Mapped[float] = mapped_column(Float, default=100.0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class UploadBatch(Base):
+    __tablename__ = "upload_batch"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicle.id"))
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Frame(Base):
+    """One uploaded photo. ``sha256`` of its bytes is the idempotency key."""
+
+    __tablename__ = "frame"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicle.id"), index=True)
+    batch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("upload_batch.id"))
+    filename: Mapped[str] = mapped_column(String(500))
+    captured_at: Mapped[datetime | None] = mapped_column()
+    position: Mapped[Any] = mapped_column(_point(), nullable=True)
+    location_source: Mapped[str] = mapped_column(String(20))  # exif | track | metadata | none
+    heading: Mapped[float | None] = mapped_column(Float)
+    speed: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    error: Mapped[str | None] = mapped_column(Text)
+    image_key: Mapped[str | None] = mapped_column(String(200))
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    processed_at: Mapped[datetime | None] = mapped_column()
+    observations: Mapped[list[Observation]] = relationship(back_populates="frame")
+    __table_args__ = (
+        CheckConstraint(f"status IN {FRAME_STATUSES}", name="frame_status"),
+        Index("ix_frame_position", "position", postgresql_using="gist"),
+        Index("ix_frame_vehicle_time", "vehicle_id", "captured_at"),
+    )
+
+
+class DamageSite(Base):
+    """One physical defect, built from observations across frames, drives and vehicles."""
+
+    __tablename__ = "damage_site"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    public_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    class_name: Mapped[str] = mapped_column(String(10))
+    class_votes: Mapped[dict[str, Any]] = mapped_column(default=dict)  # class -> summed confidence
+    position: Mapped[Any] = mapped_column(_point())
+    position_weight: Mapped[float] = mapped_column(Float, default=0.0)
+    severity: Mapped[str] = mapped_column(String(10), default="low")
+    size_m: Mapped[float | None] = mapped_column(Float)
+    max_confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    sightings: Mapped[int] = mapped_column(Integer, default=0)  # distinct frames
+    n_observations: Mapped[int] = mapped_column(Integer, default=0)
+    road_importance: Mapped[float | None] = mapped_column(Float)
+    priority: Mapped[float] = mapped_column(Float, default=0.0, index=True)
+    score_components: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    ranking_version: Mapped[str] = mapped_column(String(50), default="")
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    first_seen: Mapped[datetime] = mapped_column()
+    last_seen: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    observations: Mapped[list[Observation]] = relationship(back_populates="site")
+    __table_args__ = (
+        CheckConstraint(f"status IN {SITE_STATUSES}", name="site_status"),
+        Index("ix_damage_site_position", "position", postgresql_using="gist"),
+    )
+
+
+class Observation(Base):
+    """One detection in one frame, with its estimated ground position and size."""
+
+    __tablename__ = "observation"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id"), index=True)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("damage_site.id"), index=True)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
+    class_name: Mapped[str] = mapped_column(String(10))
+    confidence: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    position: Mapped[Any] = mapped_column(_point(), nullable=True)
+    distance_m: Mapped[float | None] = mapped_column(Float)
+    size_m: Mapped[float | None] = mapped_column(Float)
+    frame: Mapped[Frame] = relationship(back_populates="observations")
+    site: Mapped[DamageSite | None] = relationship(back_populates="observations")
+    __table_args__ = (Index("ix_observation_position", "position", postgresql_using="gist"),)
+
+
+class Decision(Base):
+    """Who decided what about a site, when, why, and on which model's and ranking's proposal."""
+
+    __tablename__ = "decision"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("damage_site.id"), index=True)
+    user_name: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    action: Mapped[str] = mapped_column(String(30))
+    reason: Mapped[str | None] = mapped_column(Text)
+    previous_status: Mapped[str] = mapped_column(String(20))
+    new_status: Mapped[str] = mapped_column(String(20))
+    previous_class: Mapped[str] = mapped_column(String(10))
+    new_class: Mapped[str] = mapped_column(String(10))
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
+    ranking_version: Mapped[str] = mapped_column(String(50))
+
+
+class RoadSegment(Base):
+    """An imported road with its importance (0..1) for ranking."""
+
+    __tablename__ = "road_segment"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(300))
+    importance: Mapped[float] = mapped_column(Float)
+    geom: Mapped[Any] = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=False))
+    __table_args__ = (Index("ix_road_segment_geom", "geom", postgresql_using="gist"),)
+
+
+class User(Base):
+    """A staff account (viewer, reviewer, admin); the password is stored as an argon2 hash."""
+
+    __tablename__ = "staff_user"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(200), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="user_role"),)

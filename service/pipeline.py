@@ -1,0 +1,152 @@
+"""Processing one frame: detect, locate each damage on the ground, associate, rescore, mark done.
+
+Detection runs outside any transaction. Everything that changes sites and observations happens in
+one transaction that first locks the frame row and checks it is still ``queued``: a worker killed
+mid-way leaves nothing behind (the transaction rolls back) and the retried job starts clean, and a
+frame is never counted twice. A global advisory lock serialises association, so two workers cannot
+each create a site for the same defect; it is held for milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from geoalchemy2.shape import to_shape
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from detector import Detector, ImageError, decode_image
+from service.db import transaction
+from service.geo import Camera, locate_detection
+from service.gps import bearing_deg, haversine_m
+from service.ingest import point
+from service.models import Frame, Observation, Vehicle
+from service.ranking import RankingConfig
+from service.settings import Settings
+from service.sites import add_observation, rescore
+from service.store import ImageStore
+
+log = logging.getLogger(__name__)
+ASSOCIATION_LOCK = 7_300_001  # pg_advisory_xact_lock key
+NEIGHBOUR_WINDOW = timedelta(seconds=30)
+
+
+@dataclass
+class WorkerContext:
+    """What a worker process loads once: settings, database, store, model, ranking config."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    store: ImageStore
+    detector: Detector
+    model_version_id: int
+    ranking: RankingConfig
+
+
+def heading_from_neighbours(session: Session, frame: Frame, lat: float, lon: float) -> float | None:
+    """Heading from the same vehicle's previous or next located frame within 30 s (> 2 m away)."""
+    if frame.captured_at is None:
+        return None
+    base = select(Frame).where(
+        Frame.vehicle_id == frame.vehicle_id,
+        Frame.id != frame.id,
+        Frame.position.is_not(None),
+        Frame.captured_at.between(frame.captured_at - NEIGHBOUR_WINDOW, frame.captured_at + NEIGHBOUR_WINDOW),
+    )
+    prev = session.scalar(
+        base.where(Frame.captured_at <= frame.captured_at).order_by(Frame.captured_at.desc()).limit(1)
+    )
+    nxt = session.scalar(
+        base.where(Frame.captured_at > frame.captured_at).order_by(Frame.captured_at).limit(1)
+    )
+    for other, forward in ((prev, False), (nxt, True)):
+        if other is None:
+            continue
+        p = to_shape(other.position)
+        if haversine_m(lat, lon, p.y, p.x) > 2.0:
+            return bearing_deg(lat, lon, p.y, p.x) if forward else bearing_deg(p.y, p.x, lat, lon)
+    return None
+
+
+def process_frame(ctx: WorkerContext, frame_id: int) -> str:
+    """Process one frame once; returns its final status. Safe to call again for the same frame."""
+    with ctx.sessions() as session:
+        frame = session.get(Frame, frame_id)
+        if frame is None:
+            log.warning("frame %s does not exist", frame_id)
+            return "missing"
+        if frame.status != "queued":
+            return frame.status
+        key = frame.image_key
+    try:
+        image = decode_image(ctx.store.get(key or ""), ctx.settings.max_pixels)
+    except (ImageError, FileNotFoundError, ValueError) as exc:
+        with transaction(ctx.sessions) as session:
+            frame = session.get(Frame, frame_id, with_for_update=True)
+            if frame is not None and frame.status == "queued":
+                frame.status, frame.error = "failed", f"cannot read stored image: {exc}"
+        return "failed"
+    detections = ctx.detector.predict(image, ctx.settings.detect_conf, ctx.settings.detect_iou)
+
+    with transaction(ctx.sessions) as session:
+        frame = session.execute(select(Frame).where(Frame.id == frame_id).with_for_update()).scalar_one()
+        if frame.status != "queued":  # another worker finished it meanwhile
+            return frame.status
+        session.execute(select(func.pg_advisory_xact_lock(ASSOCIATION_LOCK)))
+        vehicle = session.get(Vehicle, frame.vehicle_id)
+        assert vehicle is not None
+        cam = Camera(vehicle.camera_height_m, vehicle.camera_pitch_deg, vehicle.camera_hfov_deg)
+        pos = to_shape(frame.position)
+        lat, lon = pos.y, pos.x
+        heading = (
+            frame.heading if frame.heading is not None else heading_from_neighbours(session, frame, lat, lon)
+        )
+        seen_at = frame.captured_at or datetime.now(UTC)
+        sites_seen: set[int] = set()
+        for det in detections:
+            est = locate_detection(lat, lon, heading, det.box, frame.width, frame.height, cam)
+            obs = Observation(
+                frame_id=frame.id,
+                model_version_id=ctx.model_version_id,
+                class_name=det.class_name,
+                confidence=det.confidence,
+                x1=det.box[0],
+                y1=det.box[1],
+                x2=det.box[2],
+                y2=det.box[3],
+                position=point(est.lat, est.lon) if est else None,
+                distance_m=est.distance_m if est else None,
+                size_m=est.size_m if est else None,
+            )
+            if est is not None:  # None: the box is not on the road plane (above the horizon)
+                site = add_observation(
+                    session,
+                    class_name=det.class_name,
+                    confidence=det.confidence,
+                    lat=est.lat,
+                    lon=est.lon,
+                    size_m=est.size_m,
+                    distance_m=est.distance_m,
+                    seen_at=seen_at,
+                    radius_m=ctx.settings.association_radius_m,
+                    model_version_id=ctx.model_version_id,
+                )
+                if site.id not in sites_seen:  # sightings count frames, not boxes
+                    site.sightings += 1
+                    sites_seen.add(site.id)
+                rescore(site, ctx.ranking)
+                obs.site_id = site.id
+            session.add(obs)
+        if ctx.settings.debug_pause_s:
+            session.flush()  # observations written, not committed: a kill here must leave no trace
+            time.sleep(ctx.settings.debug_pause_s)
+        if heading is not None and frame.heading is None:
+            frame.heading = heading
+        frame.status = "done"
+        frame.model_version_id = ctx.model_version_id
+        frame.processed_at = datetime.now(UTC)
+    log.info("frame %s: %d detections", frame_id, len(detections))
+    return "done"

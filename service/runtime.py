@@ -1,0 +1,57 @@
+"""Building what a process needs once: the model and its registered version, the worker context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from detector import Detector
+from detector.manifest import WEIGHTS_DIR, default_model_path, load_manifest, sha256_file
+from service.db import make_engine, make_sessionmaker, transaction
+from service.models import ModelVersion
+from service.pipeline import WorkerContext
+from service.ranking import DEFAULT_CONFIG, RankingConfig, load_config
+from service.settings import Settings
+from service.store import ImageStore
+
+
+def model_path(settings: Settings) -> Path:
+    return settings.model_path or default_model_path()
+
+
+def register_model(sessions: sessionmaker[Session], path: Path) -> int:
+    """The model_version row of this model file (created on first use); returns its id."""
+    digest = sha256_file(path)
+    name, metrics = f"{path.stem}@{digest[:12]}", {}
+    try:
+        for entry in load_manifest(WEIGHTS_DIR)["models"]:
+            if entry.get("sha256") == digest:
+                name, metrics = f"{entry['name']}@{digest[:12]}", entry.get("metrics", {})
+    except Exception:  # no manifest: a model given by path
+        pass
+    with transaction(sessions) as session:
+        row = session.scalar(select(ModelVersion).where(ModelVersion.name == name))
+        if row is None:
+            row = ModelVersion(name=name, sha256=digest, file=str(path), metrics=metrics)
+            session.add(row)
+            session.flush()
+        return row.id
+
+
+def ranking_config(settings: Settings) -> RankingConfig:
+    return load_config(settings.ranking_config) if settings.ranking_config else DEFAULT_CONFIG
+
+
+def worker_context(settings: Settings) -> WorkerContext:
+    sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=2))
+    path = model_path(settings)
+    return WorkerContext(
+        settings=settings,
+        sessions=sessions,
+        store=ImageStore(settings.image_dir),
+        detector=Detector.from_path(path),
+        model_version_id=register_model(sessions, path),
+        ranking=ranking_config(settings),
+    )

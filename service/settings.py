@@ -1,0 +1,45 @@
+"""Service configuration from the environment (prefix ``ROADWATCH_``; ``DATABASE_URL`` as is).
+
+Built once in ``create_app()`` or the CLI, never at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROADWATCH_", extra="ignore")
+
+    database_url: str = Field(validation_alias=AliasChoices("DATABASE_URL", "ROADWATCH_DATABASE_URL"))
+    data_dir: Path = PROJECT_ROOT / "var"
+    # None: the default model of weights/manifest.json.
+    model_path: Path | None = None
+    detect_conf: float = Field(0.25, ge=0, le=1)
+    detect_iou: float = Field(0.45, ge=0, le=1)
+    max_image_bytes: int = 25 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    max_images_per_batch: int = 200
+    max_track_bytes: int = 20 * 1024 * 1024
+    association_radius_m: float = 5.0
+    track_max_gap_s: float = 30.0
+    ranking_config: Path | None = None
+    # Worker liveness: a job whose worker sent no heartbeat for this long is retried.
+    heartbeat_interval_s: float = 5.0
+    stalled_after_s: float = 30.0
+    # Crash tests only: pause inside the frame transaction so a test can kill the worker there.
+    debug_pause_s: float = 0.0
+
+    @property
+    def image_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def psycopg_conninfo(self) -> str:
+        """The URL in libpq form, for procrastinate's psycopg connector."""
+        return self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)

@@ -1,0 +1,154 @@
+"""Damage sites: associate an observation with the site of the same defect, and rescore sites.
+
+Association takes the nearest site of a compatible class within a radius (PostGIS KNN on the GiST
+index, then an exact metric distance on the few nearest), and moves the site's position estimate
+towards the observation, weighted by confidence and by how close the camera was.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from geoalchemy2.shape import to_shape
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.gps import haversine_m
+from service.ingest import point
+from service.models import DamageSite, RoadSegment
+from service.ranking import RankingConfig, SiteFacts, score, severity
+
+# Cracks are often labelled one way in one frame and another way in the next (a longitudinal crack
+# branching into alligator cracking); potholes are distinct.
+COMPATIBLE: dict[str, tuple[str, ...]] = {
+    "D00": ("D00", "D10", "D20"),
+    "D10": ("D00", "D10", "D20"),
+    "D20": ("D00", "D10", "D20"),
+    "D40": ("D40",),
+}
+# Rejected sites take new sightings too, so a false detection staff rejected is not proposed again;
+# a repaired site does not: damage seen there again is new damage.
+ASSOCIABLE_STATUSES = ("open", "confirmed", "scheduled", "rejected")
+ROAD_SEARCH_M = 15.0
+KNN_CANDIDATES = 5
+
+
+def site_latlon(site: DamageSite) -> tuple[float, float]:
+    shape = to_shape(site.position)
+    return shape.y, shape.x
+
+
+def find_site(
+    session: Session, class_name: str, lat: float, lon: float, radius_m: float
+) -> DamageSite | None:
+    """The nearest associable site of a compatible class within ``radius_m``, or None."""
+    pt = point(lat, lon)
+    candidates = session.scalars(
+        select(DamageSite)
+        .where(
+            DamageSite.status.in_(ASSOCIABLE_STATUSES),
+            DamageSite.class_name.in_(COMPATIBLE.get(class_name, (class_name,))),
+        )
+        .order_by(DamageSite.position.op("<->")(pt))  # KNN on the GiST index (degrees)
+        .limit(KNN_CANDIDATES)
+    ).all()
+    best, best_d = None, radius_m
+    for site in candidates:  # degrees are not metres: choose among the few by true distance
+        slat, slon = site_latlon(site)
+        d = haversine_m(lat, lon, slat, slon)
+        if d <= best_d:
+            best, best_d = site, d
+    return best
+
+
+def road_importance(session: Session, lat: float, lon: float) -> float | None:
+    """Importance of the nearest imported road within ROAD_SEARCH_M, or None (no road network)."""
+    pt = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+    row = session.execute(
+        select(RoadSegment.importance, func.ST_Distance(func.geography(RoadSegment.geom), func.geography(pt)))
+        .order_by(RoadSegment.geom.op("<->")(pt))
+        .limit(1)
+    ).first()
+    if row is None or row[1] > ROAD_SEARCH_M:
+        return None
+    return float(row[0])
+
+
+def add_observation(
+    session: Session,
+    *,
+    class_name: str,
+    confidence: float,
+    lat: float,
+    lon: float,
+    size_m: float | None,
+    distance_m: float | None,
+    seen_at: datetime,
+    radius_m: float,
+    model_version_id: int | None,
+) -> DamageSite:
+    """Attach one located observation to a site (creating it if none is near) and update it.
+
+    Sightings (distinct frames) are counted by the caller, which knows the frame.
+    """
+    weight = confidence / (1.0 + (distance_m or 10.0) / 10.0)  # near, sure sightings count more
+    site = find_site(session, class_name, lat, lon, radius_m)
+    if site is None:
+        site = DamageSite(
+            class_name=class_name,
+            class_votes={},
+            position=point(lat, lon),
+            position_weight=0.0,
+            max_confidence=0.0,
+            sightings=0,
+            n_observations=0,
+            status="open",
+            first_seen=seen_at,
+            last_seen=seen_at,
+            model_version_id=model_version_id,
+        )
+        session.add(site)
+        slat, slon = lat, lon
+    else:
+        slat, slon = site_latlon(site)
+    total = site.position_weight + weight
+    new_lat = (slat * site.position_weight + lat * weight) / total
+    new_lon = (slon * site.position_weight + lon * weight) / total
+    site.position = point(new_lat, new_lon)
+    site.position_weight = total
+    votes = dict(site.class_votes)
+    votes[class_name] = votes.get(class_name, 0.0) + confidence
+    site.class_votes = votes
+    if site.status == "open":  # once staff decided, the class is theirs
+        site.class_name = max(votes, key=lambda k: votes[k])
+    site.max_confidence = max(site.max_confidence, confidence)
+    if size_m is not None:
+        site.size_m = max(site.size_m or 0.0, size_m)
+    site.n_observations += 1
+    site.first_seen = min(site.first_seen, seen_at)
+    site.last_seen = max(site.last_seen, seen_at)
+    site.model_version_id = model_version_id or site.model_version_id
+    site.road_importance = road_importance(session, new_lat, new_lon)
+    session.flush()
+    return site
+
+
+def rescore(site: DamageSite, config: RankingConfig, now: datetime | None = None) -> None:
+    """Recompute priority, its components, severity and the config version on the site."""
+    facts = SiteFacts(
+        class_name=site.class_name,
+        size_m=site.size_m,
+        confidence=site.max_confidence,
+        sightings=max(site.sightings, 1),
+        last_seen=site.last_seen,
+        road_importance=site.road_importance,
+    )
+    result = score(facts, now or datetime.now(UTC), config)
+    site.priority = result.priority
+    site.score_components = {
+        "components": result.components,
+        "terms": result.terms,
+        "unknown": list(result.unknown),
+    }
+    site.ranking_version = result.config_version
+    site.severity = severity(facts)

@@ -1,0 +1,102 @@
+"""Fixtures for service tests: a real PostGIS database (project-local cluster), app, users, vehicles.
+
+``ROADWATCH_TEST_DATABASE_URL`` points at the cluster's maintenance database (scripts/test.sh sets it);
+each test session creates its own database there and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from service.settings import Settings
+
+TABLES = "observation, decision, damage_site, frame, upload_batch, vehicle, staff_user, road_segment, model_version"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    admin = os.environ.get("ROADWATCH_TEST_DATABASE_URL")
+    if not admin:
+        pytest.fail("ROADWATCH_TEST_DATABASE_URL is not set: run the tests with `make test`")
+    name = f"roadwatch_test_{os.getpid()}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    from service.migrate import upgrade
+
+    upgrade(url)
+    yield url
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture
+def clean_db(database_url: str) -> Iterator[str]:
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(f"TRUNCATE {TABLES}, procrastinate_jobs, procrastinate_workers RESTART IDENTITY CASCADE")
+        )
+    engine.dispose()
+    yield database_url
+
+
+@pytest.fixture
+def settings(clean_db: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=clean_db,
+        data_dir=tmp_path / "var",
+        heartbeat_interval_s=0.5,
+        stalled_after_s=3.0,
+        max_images_per_batch=10,
+        max_pixels=30_000_000,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings):  # type: ignore[no-untyped-def]
+    from service.app import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def vehicle_token(app) -> str:  # type: ignore[no-untyped-def]
+    from service.auth import add_vehicle
+    from service.db import transaction
+
+    with transaction(app.state.sessions) as session:
+        _, token = add_vehicle(session, "truck-1")
+    return token
+
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def staff(app) -> dict[str, tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """Basic-auth pairs per role."""
+    from service.auth import add_user
+    from service.db import transaction
+
+    with transaction(app.state.sessions) as session:
+        for role in ("viewer", "reviewer", "admin"):
+            add_user(session, role, PASSWORD, role)
+    return {role: (role, PASSWORD) for role in ("viewer", "reviewer", "admin")}
