@@ -85,13 +85,23 @@ class Detector:
         return cls(session, names, imgsz)
 
     def predict(
-        self, image: np.ndarray, conf: float = 0.25, iou: float = 0.45, max_det: int = 300
+        self,
+        image: np.ndarray,
+        conf: float = 0.25,
+        iou: float = 0.45,
+        max_det: int = 300,
+        multi_label: bool = False,
     ) -> list[Detection]:
         """Detections of one BGR image, boxes in its pixels, highest confidence first."""
-        return self.predict_batch([image], conf, iou, max_det)[0]
+        return self.predict_batch([image], conf, iou, max_det, multi_label)[0]
 
     def predict_batch(
-        self, images: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.45, max_det: int = 300
+        self,
+        images: Sequence[np.ndarray],
+        conf: float = 0.25,
+        iou: float = 0.45,
+        max_det: int = 300,
+        multi_label: bool = False,
     ) -> list[list[Detection]]:
         """Detections of several images; one inference call per batch the model accepts."""
         prepared = [letterbox(img, self.imgsz) for img in images]
@@ -102,7 +112,7 @@ class Detector:
             tensor = to_tensor([p[0] for p in chunk])
             heads = self.session.run(None, {self.input_name: tensor})[0]
             for head, (_, lb) in zip(heads, chunk, strict=True):
-                boxes, scores, classes = decode(head, conf)
+                boxes, scores, classes = decode(head, conf, multi_label)
                 keep = nms(boxes, scores, classes, iou, max_det)
                 src = to_source(boxes[keep], lb)
                 results.append(

@@ -14,17 +14,29 @@ from detector.preprocess import Letterbox
 _CLASS_OFFSET = 7680.0
 
 
-def decode(head: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One image's head ``(4 + nc, N)`` -> boxes xyxy ``(M, 4)``, scores ``(M,)``, classes ``(M,)``."""
+def decode(
+    head: np.ndarray, conf: float, multi_label: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's head ``(4 + nc, N)`` -> boxes xyxy ``(M, 4)``, scores ``(M,)``, classes ``(M,)``.
+
+    By default each anchor gives at most one box, of its best class (what the service needs).
+    ``multi_label`` gives one box per class above ``conf``, as ultralytics' validation does: use it
+    to compute metrics comparable with ``yolo val``.
+    """
     if head.ndim != 2 or head.shape[0] < 5:
         raise ValueError(f"expected a head of shape (4 + nc, N), got {head.shape}")
     scores_all = head[4:]
-    classes = scores_all.argmax(axis=0)
-    scores = scores_all[classes, np.arange(head.shape[1])]
-    keep = scores > conf
-    cx, cy, w, h = head[:4, keep]
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    return boxes.astype(np.float32), scores[keep].astype(np.float32), classes[keep]
+    if multi_label:
+        classes, anchors = np.nonzero(scores_all > conf)
+        scores = scores_all[classes, anchors]
+    else:
+        classes = scores_all.argmax(axis=0)
+        scores = scores_all[classes, np.arange(head.shape[1])]
+        anchors = np.nonzero(scores > conf)[0]
+        classes, scores = classes[anchors], scores[anchors]
+    cx, cy, w, h = head[:4, anchors]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).reshape(-1, 4)
+    return boxes.astype(np.float32), scores.astype(np.float32), classes
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -18,6 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, help="folder for runs (default: runs/)")
     p = sub.add_parser("resume", help="continue an interrupted run")
     p.add_argument("run_dir", type=Path)
+    p = sub.add_parser("eval", help="per-class AP50, mAP50, mAP50-95, best F1 through our ONNX path")
+    p.add_argument("--weights", required=True, type=Path, help="ONNX model")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (data.yaml)")
+    p.add_argument("--split", default="val")
+    p.add_argument("--out", type=Path, help="folder for metrics.json, pr_curve.png, confusion_matrix.png")
+    p.add_argument("--threads", type=int, default=2)
     p = sub.add_parser("export", help="ONNX fp32 + int8 into weights/, checked, manifest updated")
     p.add_argument("--weights", required=True, type=Path, help="trained checkpoint (.pt)")
     p.add_argument("--name", default="roadwatch-yolov5nu")
@@ -39,6 +45,17 @@ def main(argv: list[str] | None = None) -> int:
         from training.train import resume
 
         print(resume(args.run_dir))
+    elif args.command == "eval":
+        import json
+        import sys
+
+        from training.evaluate import evaluate, summary_table, write_report
+
+        metrics = evaluate(args.weights, args.data, args.split, threads=args.threads)
+        if args.out:
+            write_report(metrics, args.out)
+        print(summary_table(metrics), file=sys.stderr)
+        print(json.dumps({k: v for k, v in metrics.items() if k not in ("pr_curves", "confusion")}))
     elif args.command == "export":
         import json
 

@@ -41,3 +41,17 @@ def test_nms_threshold_and_max_det() -> None:
     assert nms(boxes, scores, classes, iou=0.9).tolist() == [0, 1]
     assert nms(boxes, scores, classes, iou=0.5).tolist() == [0]
     assert nms(boxes, scores, classes, iou=0.9, max_det=1).tolist() == [0]
+
+
+def test_decode_multi_label_gives_one_box_per_class_above_conf() -> None:
+    head = np.zeros((6, 2), np.float32)
+    head[:4, 0] = (50, 50, 20, 10)
+    head[4:, 0] = (0.6, 0.9)
+    head[:4, 1] = (10, 10, 4, 4)
+    head[4:, 1] = (0.1, 0.05)
+    boxes, scores, classes = decode(head, conf=0.25, multi_label=True)
+    assert sorted(zip(classes.tolist(), [round(float(s), 2) for s in scores], strict=True)) == [
+        (0, 0.6),
+        (1, 0.9),
+    ]
+    assert len(boxes) == 2
