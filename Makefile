@@ -20,7 +20,7 @@ system-deps: ## Debian packages the project needs (PostgreSQL + PostGIS, Chromiu
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[service,training,dev]'
+	$(PIP) install -q -e '.[service,training,dev,uploader]'
 	touch $(STAMP)
 
 setup: system-deps $(STAMP) ## Create .venv with everything needed to run and test (idempotent)

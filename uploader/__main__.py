@@ -1,0 +1,5 @@
+"""``python -m uploader ...``"""
+
+from uploader.cli import main
+
+raise SystemExit(main())
