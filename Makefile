@@ -15,6 +15,7 @@ help:
 system-deps: ## Debian packages the project needs (PostgreSQL + PostGIS, Chromium for UI tests)
 	@need=""; \
 	[ -x /usr/lib/postgresql/15/bin/initdb ] && [ -f /usr/share/postgresql/15/extension/postgis.control ] || need="$$need postgresql-15-postgis-3"; \
+	[ -x /usr/bin/chromium ] || need="$$need chromium"; \
 	if [ -n "$$need" ]; then echo "installing:$$need"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; fi
 
 $(STAMP): pyproject.toml

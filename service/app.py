@@ -9,15 +9,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select, text
+from starlette.middleware.sessions import SessionMiddleware
 
-from service import api_read, api_upload
+from service import api_read, api_upload, web
 from service.db import make_engine, make_sessionmaker
 from service.jobs import make_app as make_jobs
 from service.models import Frame
 from service.runtime import model_path
 from service.settings import Settings
 from service.store import ImageStore
+from service.web.security import session_secret
 
 log = logging.getLogger(__name__)
 
@@ -72,4 +75,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(api_upload.router)
     app.include_router(api_read.router)
+    # Staff web app: signed session cookie (HttpOnly, SameSite=Lax), its pages, static files, JSON API.
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(settings),
+        session_cookie="roadwatch_session",
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+        https_only=settings.session_https_only,
+    )
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    for router in web.routers():
+        app.include_router(router)
     return app

@@ -98,6 +98,9 @@ class Frame(Base):
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     processed_at: Mapped[datetime | None] = mapped_column()
+    # The drive's GPS error estimated at this frame (east/north metres), see service/association.py.
+    gps_offset_e_m: Mapped[float | None] = mapped_column(Float)
+    gps_offset_n_m: Mapped[float | None] = mapped_column(Float)
     observations: Mapped[list[Observation]] = relationship(back_populates="frame")
     __table_args__ = (
         CheckConstraint(f"status IN {FRAME_STATUSES}", name="frame_status"),
@@ -199,3 +202,46 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="user_role"),)
+
+
+WORK_ORDER_STATUSES = ("new", "assigned", "in_progress", "done", "cancelled")
+
+
+class WorkOrder(Base):
+    """Sites handed to a road crew as one job; its sites are scheduled while it is active."""
+
+    __tablename__ = "work_order"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    crew: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    sites: Mapped[list[WorkOrderSite]] = relationship(
+        back_populates="work_order", order_by="WorkOrderSite.position"
+    )
+    __table_args__ = (CheckConstraint(f"status IN {WORK_ORDER_STATUSES}", name="work_order_status"),)
+
+
+class WorkOrderSite(Base):
+    __tablename__ = "work_order_site"
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_order.id"), primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("damage_site.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    added_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    work_order: Mapped[WorkOrder] = relationship(back_populates="sites")
+    site: Mapped[DamageSite] = relationship()
+
+
+class WorkOrderEvent(Base):
+    """The history of a work order: created, sites added or removed, crew and status changes."""
+
+    __tablename__ = "work_order_event"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_order.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    action: Mapped[str] = mapped_column(String(30))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

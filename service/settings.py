@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,10 @@ class Settings(BaseSettings):
     max_pixels: int = 40_000_000
     max_images_per_batch: int = 200
     max_track_bytes: int = 20 * 1024 * 1024
-    association_radius_m: float = 5.0
+    # Measured on a simulated drive (bench/association.py): 4 m after drive alignment; 8 m to search
+    # when a drive has no offset estimate yet.
+    association_radius_m: float = 4.0
+    association_search_m: float = 8.0
     track_max_gap_s: float = 30.0
     ranking_config: Path | None = None
     # Worker liveness: a job whose worker sent no heartbeat for this long is retried.
@@ -34,6 +37,16 @@ class Settings(BaseSettings):
     stalled_after_s: float = 30.0
     # Crash tests only: pause inside the frame transaction so a test can kill the worker there.
     debug_pause_s: float = 0.0
+    # Staff web app. The session secret signs the login cookie; when unset, one is generated once and kept
+    # in data_dir/session_secret (mode 0600), so restarts and several processes on one machine share it.
+    session_secret: SecretStr | None = None
+    session_max_age_s: int = Field(8 * 3600, ge=60)
+    session_https_only: bool = False  # set true behind HTTPS: the cookie then carries the Secure flag
+    # Map background; "" shows the map without tiles (sites, areas and the list still work).
+    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    tile_attribution: str = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
+    default_locale: str = "de"
+    display_timezone: str = "Europe/Berlin"
 
     @property
     def image_dir(self) -> Path:

@@ -1,0 +1,112 @@
+"""Login, logout, and the admin's page of staff accounts (roles viewer, reviewer, admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from sqlalchemy import select
+
+from service.auth import add_user, authenticate
+from service.db import transaction
+from service.deps import AdminDep, SessionDep
+from service.models import ROLES, User
+from service.web.render import WebRoute, flash, page, redirect, translator
+from service.web.security import check_csrf_form, csrf_token, local_path
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+def _logged_in(request: Request, session: SessionDep) -> User | None:
+    user_id = request.session.get("user_id")
+    user = session.get(User, user_id) if user_id is not None else None
+    return user if user is not None and user.active else None
+
+
+@router.get("/login")
+def login_form(request: Request, session: SessionDep, next: str = "/sites") -> Response:
+    if _logged_in(request, session):
+        return redirect(local_path(next))
+    return page(request, "login.html", None, next=local_path(next), error=None, username="")
+
+
+@router.post("/login", dependencies=[Depends(check_csrf_form)])
+def login(
+    request: Request,
+    session: SessionDep,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/sites",
+) -> Response:
+    user = authenticate(session, username.strip(), password) if username and password else None
+    if user is None:
+        t = translator(request)
+        return page(
+            request,
+            "login.html",
+            None,
+            status_code=401,
+            next=local_path(next),
+            error=t("login.failed"),
+            username=username,
+        )
+    request.session.clear()  # a new session (and CSRF token) for the logged-in user
+    request.session["user_id"] = user.id
+    csrf_token(request)
+    return redirect(local_path(next))
+
+
+@router.post("/logout", dependencies=[Depends(check_csrf_form)])
+def logout(request: Request) -> Response:
+    t = translator(request)
+    request.session.clear()
+    flash(request, t("flash.logged_out"))
+    return redirect("/login")
+
+
+@router.get("/admin/users")
+def users_page(request: Request, session: SessionDep, user: AdminDep) -> Response:
+    users = session.scalars(select(User).order_by(User.username)).all()
+    return page(request, "users.html", user, users=users, roles=ROLES)
+
+
+@router.post("/admin/users", dependencies=[Depends(check_csrf_form)])
+def user_add(
+    request: Request,
+    user: AdminDep,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "viewer",
+) -> Response:
+    t = translator(request)
+    try:
+        with transaction(request.app.state.sessions) as session:
+            add_user(session, username.strip(), password, role)
+    except ValueError as exc:
+        flash(request, t("flash.user_failed", detail=str(exc)), "error")
+    else:
+        flash(request, t("flash.user_added", name=username.strip()))
+    return redirect("/admin/users")
+
+
+@router.post("/admin/users/{user_id}", dependencies=[Depends(check_csrf_form)])
+def user_update(
+    user_id: int,
+    request: Request,
+    user: AdminDep,
+    role: Annotated[str, Form()] = "",
+    active: Annotated[str, Form()] = "",
+) -> Response:
+    t = translator(request)
+    if user_id == user.id:
+        raise HTTPException(409, "you cannot change your own role or deactivate yourself")
+    if role not in ROLES:
+        raise HTTPException(422, f"role must be one of {', '.join(ROLES)}")
+    with transaction(request.app.state.sessions) as session:
+        target = session.get(User, user_id)
+        if target is None:
+            raise HTTPException(404, f"no user {user_id}")
+        target.role, target.active = role, active == "1"
+        name = target.username
+    flash(request, t("flash.user_saved", name=name))
+    return redirect("/admin/users")

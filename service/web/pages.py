@@ -1,0 +1,190 @@
+"""Staff pages: the ranked list with its map, filters and exports; a site with photos, score, history and
+the decision forms."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import StreamingResponse
+from geoalchemy2.shape import to_shape
+from sqlalchemy import func, select
+
+from service.api_read import CSV_FIELDS, get_site, ranked
+from service.db import transaction
+from service.decisions import (
+    CLASSES,
+    DecisionError,
+    active_order_of,
+    allowed_actions,
+    decide,
+    decisions_of,
+)
+from service.deps import ReviewerDep, SessionDep, ViewerDep
+from service.models import (
+    SITE_STATUSES,
+    DamageSite,
+    Frame,
+    ModelVersion,
+    Observation,
+    WorkOrder,
+    WorkOrderSite,
+)
+from service.web.filters import WebSiteFilter, csv_response, geojson_response, site_features, site_row
+from service.web.render import WebRoute, flash, page, redirect, translator
+from service.web.security import check_csrf_form
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+PAGE_SIZE = 50
+MAP_LIMIT = 5000
+FilterDep = Annotated[WebSiteFilter, Depends()]
+
+
+def band(priority: float) -> str:
+    """Priority band used for colours and its spoken label (the number is always shown too)."""
+    return "high" if priority >= 70 else "medium" if priority >= 40 else "low"
+
+
+@router.get("/")
+def home(user: ViewerDep) -> Response:
+    return redirect("/sites")
+
+
+@router.get("/sites")
+def sites_page(
+    request: Request, session: SessionDep, user: ViewerDep, filters: FilterDep, page_no: int = 1
+) -> Response:
+    page_no = max(page_no, 1)
+    total = session.scalar(filters.apply(select(func.count()).select_from(DamageSite))) or 0
+    sites = session.scalars(
+        ranked(filters.apply(select(DamageSite))).limit(PAGE_SIZE).offset((page_no - 1) * PAGE_SIZE)
+    ).all()
+    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    return page(
+        request,
+        "sites.html",
+        user,
+        filters=filters,
+        sites=sites,
+        total=total,
+        page_no=page_no,
+        pages=pages,
+        first_rank=(page_no - 1) * PAGE_SIZE + 1,
+        classes=CLASSES,
+        statuses=SITE_STATUSES,
+        band=band,
+        query=filters.query_string(),
+    )
+
+
+def map_feature(site: DamageSite, t: Any) -> dict[str, Any]:
+    p = to_shape(site.position)
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [round(p.x, 7), round(p.y, 7)]},
+        "properties": {
+            "id": str(site.public_id),
+            "url": f"/sites/{site.public_id}",
+            "status": site.status,
+            "band": band(site.priority) if site.status not in ("rejected", "repaired") else "closed",
+            "label": t(
+                "js.marker",
+                cls=t(f"class.{site.class_name}"),
+                status=t(f"status.{site.status}"),
+                priority=t.number(site.priority),
+            ),
+        },
+    }
+
+
+@router.get("/sites/map.geojson")
+def sites_map(request: Request, session: SessionDep, user: ViewerDep, filters: FilterDep) -> dict[str, Any]:
+    t = translator(request)
+    sites = session.scalars(ranked(filters.apply(select(DamageSite))).limit(MAP_LIMIT)).all()
+    return {"type": "FeatureCollection", "features": [map_feature(s, t) for s in sites]}
+
+
+@router.get("/sites/export.csv")
+def sites_csv(session: SessionDep, user: ViewerDep, filters: FilterDep) -> StreamingResponse:
+    sites = session.scalars(ranked(filters.apply(select(DamageSite))).execution_options(yield_per=500))
+    return csv_response((site_row(s) for s in sites), CSV_FIELDS, "sites.csv")
+
+
+@router.get("/sites/export.geojson")
+def sites_geojson(session: SessionDep, user: ViewerDep, filters: FilterDep) -> StreamingResponse:
+    sites = session.scalars(ranked(filters.apply(select(DamageSite))).execution_options(yield_per=500))
+    return geojson_response(site_features(sites), "sites.geojson")
+
+
+def site_context(session: SessionDep, site: DamageSite) -> dict[str, Any]:
+    rows = session.execute(
+        select(Observation, Frame)
+        .join(Frame, Observation.frame_id == Frame.id)
+        .where(Observation.site_id == site.id)
+        .order_by(Frame.captured_at.desc().nulls_last(), Observation.id.desc())
+    ).all()
+    photos: dict[int, dict[str, Any]] = {}
+    for obs, frame in rows:
+        entry = photos.setdefault(frame.id, {"frame": frame, "observations": []})
+        entry["observations"].append(obs)
+    decisions = decisions_of(session, site)
+    history: list[dict[str, Any]] = [{"kind": "decision", "at": d.at, "item": d} for d in decisions] + [
+        {"kind": "sighting", "at": frame.captured_at or frame.created_at, "item": obs, "frame": frame}
+        for obs, frame in rows
+    ]
+    history.sort(key=lambda e: e["at"], reverse=True)
+    model_ids = {site.model_version_id, *(d.model_version_id for d in decisions)} - {None}
+    models = {m.id: m for m in session.scalars(select(ModelVersion).where(ModelVersion.id.in_(model_ids)))}
+    orders = session.scalars(
+        select(WorkOrder)
+        .join(WorkOrderSite, WorkOrderSite.work_order_id == WorkOrder.id)
+        .where(WorkOrderSite.site_id == site.id)
+        .order_by(WorkOrder.id)
+    ).all()
+    open_orders = session.scalars(
+        select(WorkOrder)
+        .where(WorkOrder.status.in_(("new", "assigned", "in_progress")))
+        .order_by(WorkOrder.id)
+    ).all()
+    p = to_shape(site.position)
+    return {
+        "site": site,
+        "lat": p.y,
+        "lon": p.x,
+        "photos": list(photos.values()),
+        "history": history,
+        "models": models,
+        "orders": orders,
+        "active_order": active_order_of(session, site),
+        "open_orders": open_orders,
+        "actions": allowed_actions(site),
+        "classes": CLASSES,
+        "band": band,
+    }
+
+
+@router.get("/sites/{site_id}")
+def site_page(site_id: str, request: Request, session: SessionDep, user: ViewerDep) -> Response:
+    site = get_site(session, site_id)
+    return page(request, "site.html", user, **site_context(session, site))
+
+
+@router.post("/sites/{site_id}/decide", dependencies=[Depends(check_csrf_form)])
+def site_decide(
+    site_id: str,
+    request: Request,
+    user: ReviewerDep,
+    action: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    new_class: Annotated[str, Form()] = "",
+) -> Response:
+    t = translator(request)
+    try:
+        with transaction(request.app.state.sessions) as session:
+            site = get_site(session, site_id)
+            decide(session, site, user, action, reason=reason, new_class=new_class or None)
+    except DecisionError as exc:
+        flash(request, t("flash.decision_failed", detail=str(exc)), "error")
+    else:
+        flash(request, t(f"flash.decided.{action}"))
+    return redirect(f"/sites/{site_id}")

@@ -1,0 +1,165 @@
+/* Roadwatch staff web app: maps (Leaflet, vendored) and small enhancements. The pages work without it. */
+(function () {
+  "use strict";
+
+  document.querySelectorAll("[data-js-only]").forEach(function (el) { el.hidden = false; });
+  document.querySelectorAll("[data-print]").forEach(function (el) {
+    el.hidden = false;
+    el.addEventListener("click", function () { window.print(); });
+  });
+
+  var el = document.getElementById("map");
+  if (!el || typeof L === "undefined") { return; }
+
+  var msg = JSON.parse(el.dataset.messages || "{}");
+  function text(key, values) {
+    var s = msg[key] || key;
+    Object.keys(values || {}).forEach(function (k) { s = s.split("{" + k + "}").join(values[k]); });
+    return s;
+  }
+  function status(message) {
+    var out = document.getElementById("map-status");
+    if (out) { out.textContent = message; }
+  }
+  function escapeHtml(s) {
+    return String(s).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+
+  var printing = document.body.classList.contains("print-page");
+  var map = L.map(el, { zoomControl: false, maxZoom: 19, zoomSnap: printing ? 0.25 : 1 });
+  L.control.zoom({ zoomInTitle: text("zoom_in"), zoomOutTitle: text("zoom_out") }).addTo(map);
+  if (el.dataset.tileUrl) {
+    L.tileLayer(el.dataset.tileUrl, { maxZoom: 19, attribution: el.dataset.tileAttribution || "" }).addTo(map);
+  }
+  map.setView([51.16, 10.45], 6); // Germany, until the sites are known
+  map.on("popupopen", function (e) {
+    var close = e.popup.getElement().querySelector(".leaflet-popup-close-button");
+    if (close) { close.setAttribute("aria-label", text("close_popup")); }
+  });
+
+  function marker(feature, number) {
+    var p = feature.properties;
+    var c = feature.geometry.coordinates;
+    var label = (number ? number + ". " : "") + p.label;
+    var icon = L.divIcon({
+      className: "site-marker band-" + p.band + " st-" + p.status + (number ? " numbered" : ""),
+      html: number ? '<span aria-hidden="true">' + number + "</span>" : "",
+      iconSize: number ? [26, 26] : [22, 22],
+    });
+    var m = L.marker([c[1], c[0]], { icon: icon, title: label, alt: label, riseOnHover: true });
+    m.band = p.band;
+    if (p.url) {
+      m.bindPopup('<a href="' + escapeHtml(p.url) + '">' + escapeHtml(text("open_site")) + "</a><br>" + escapeHtml(label));
+    }
+    return m;
+  }
+
+  var order = { high: 3, medium: 2, low: 1, closed: 0 };
+  function clusterIcon(cluster) {
+    var best = "closed";
+    cluster.getAllChildMarkers().forEach(function (m) { if (order[m.band] > order[best]) { best = m.band; } });
+    var n = cluster.getChildCount();
+    return L.divIcon({
+      className: "site-cluster band-" + best,
+      html: '<span aria-hidden="true">' + n + '</span><span class="visually-hidden">' + escapeHtml(text("cluster", { n: n })) + "</span>",
+      iconSize: [38, 38],
+    });
+  }
+
+  function show(features, cluster, numbered) {
+    var layer = cluster && L.markerClusterGroup
+      ? L.markerClusterGroup({ iconCreateFunction: clusterIcon, showCoverageOnHover: false, maxClusterRadius: 50 })
+      : L.featureGroup();
+    features.forEach(function (f, i) { layer.addLayer(marker(f, numbered ? i + 1 : 0)); });
+    layer.addTo(map);
+    return layer;
+  }
+
+  function fit(layer) {
+    var b = layer.getBounds();
+    if (b.isValid()) { map.fitBounds(b.pad(0.15), { maxZoom: 17, animate: false }); }
+  }
+
+  // The list page: all filtered sites, clustered; an area can be drawn and put into the filter form.
+  if (el.dataset.geojson !== undefined) {
+    var bboxInput = document.getElementById("bbox");
+    var rect = null;
+    function setRect(bounds) {
+      if (rect) { map.removeLayer(rect); rect = null; }
+      if (bounds) { rect = L.rectangle(bounds, { color: "#0b3d66", weight: 2, fill: false, interactive: false }).addTo(map); }
+    }
+    function setBbox(bounds) {
+      var v = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()].map(function (x) { return x.toFixed(6); });
+      bboxInput.value = v.join(",");
+      setRect(bounds);
+      status(text("area_set"));
+    }
+    var initial = (el.dataset.bbox || "").split(",").map(Number);
+    if (initial.length === 4 && initial.every(isFinite)) {
+      setRect(L.latLngBounds([initial[1], initial[0]], [initial[3], initial[2]]));
+    }
+    fetch(el.dataset.geojson, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+      .then(function (data) {
+        var layer = show(data.features, true, false);
+        if (rect) { map.fitBounds(rect.getBounds(), { animate: false }); } else { fit(layer); }
+        el.dataset.loaded = String(data.features.length);
+      })
+      .catch(function () { status(text("load_failed")); el.dataset.loaded = "error"; });
+
+    var drawBtn = document.getElementById("draw-area");
+    var drawing = false, start = null, preview = null;
+    function stopDrawing(message) {
+      drawing = false; start = null;
+      if (preview) { map.removeLayer(preview); preview = null; }
+      map.dragging.enable();
+      el.classList.remove("drawing");
+      drawBtn.setAttribute("aria-pressed", "false");
+      if (message) { status(message); }
+    }
+    drawBtn.addEventListener("click", function () {
+      if (drawing) { stopDrawing(text("draw_cancelled")); return; }
+      drawing = true;
+      map.dragging.disable();
+      el.classList.add("drawing");
+      drawBtn.setAttribute("aria-pressed", "true");
+      status(text("draw_start"));
+    });
+    map.on("mousedown", function (e) {
+      if (!drawing) { return; }
+      start = e.latlng;
+      preview = L.rectangle(L.latLngBounds(start, start), { color: "#0b3d66", weight: 2, dashArray: "4" }).addTo(map);
+    });
+    map.on("mousemove", function (e) {
+      if (drawing && start && preview) { preview.setBounds(L.latLngBounds(start, e.latlng)); }
+    });
+    map.on("mouseup", function (e) {
+      if (!drawing || !start) { return; }
+      var bounds = L.latLngBounds(start, e.latlng);
+      stopDrawing();
+      if (bounds.getWest() < bounds.getEast() && bounds.getSouth() < bounds.getNorth()) { setBbox(bounds); }
+    });
+    document.addEventListener("keydown", function (e) {
+      if (drawing && e.key === "Escape") { stopDrawing(text("draw_cancelled")); }
+    });
+    document.getElementById("use-view").addEventListener("click", function () { setBbox(map.getBounds()); });
+    document.getElementById("clear-area").addEventListener("click", function () {
+      bboxInput.value = ""; setRect(null); status(text("area_cleared"));
+    });
+  } else if (el.dataset.point) {
+    // A site page: the site itself.
+    var ll = el.dataset.point.split(",").map(Number);
+    var feature = {
+      geometry: { coordinates: [ll[1], ll[0]] },
+      properties: { band: el.dataset.band, status: el.dataset.status, label: document.title.split(" – ")[0] },
+    };
+    show([feature], false, false);
+    map.setView([ll[0], ll[1]], 18, { animate: false });
+  } else if (el.dataset.features) {
+    // A work order (page or print): numbered as in its table.
+    var layer = show(JSON.parse(el.dataset.features).features, false, true);
+    fit(layer);
+  }
+})();
