@@ -2,6 +2,7 @@
 # Project-local PostgreSQL + PostGIS for development and tests.
 #   scripts/devdb.sh start   install Debian packages if missing, create the cluster, start it
 #   scripts/devdb.sh stop    stop it (the data stays in $PGDIR)
+#   scripts/devdb.sh status  exit 0 when it is running
 #   scripts/devdb.sh url     print the SQLAlchemy URL of database ${PGDATABASE:-roadwatch}
 # The cluster lives in $PGDIR (default: .pg/ in the project), listens on a unix socket there and on a
 # free port of 127.0.0.1 only. Production points DATABASE_URL at any PostGIS instead.
@@ -64,9 +65,14 @@ stop() {
   fi
 }
 
+status() {
+  [ -f "$PGDIR/data/PG_VERSION" ] && as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" status >/dev/null 2>&1
+}
+
 case "${1:-}" in
   start) start ;;
+  status) status ;;
   stop) stop ;;
   url) url ;;
-  *) echo "usage: $0 start|stop|url" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|url" >&2; exit 2 ;;
 esac

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import time
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -12,6 +14,11 @@ from sqlalchemy.orm import Session
 from service.auth import authenticate, role_at_least, vehicle_for_token
 from service.models import User, Vehicle
 from service.settings import Settings
+
+# argon2 is slow on purpose (~0.1 s): API clients sending Basic credentials on every request would
+# pay it every time. A verified credential is remembered (as a hash) for a minute.
+BASIC_CACHE_S = 60.0
+_basic_cache: dict[str, tuple[int, float]] = {}
 
 _bearer = HTTPBearer(auto_error=False)
 _basic = HTTPBasic(auto_error=False)
@@ -62,8 +69,17 @@ def current_user(
         if user is not None and user.active:
             return user
     if creds is not None:
+        key = hashlib.sha256(f"{creds.username}\0{creds.password}".encode()).hexdigest()
+        cached = _basic_cache.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            user = session.get(User, cached[0])
+            if user is not None and user.active:
+                return user
         user = authenticate(session, creds.username, creds.password)
         if user is not None:
+            if len(_basic_cache) > 1000:
+                _basic_cache.clear()
+            _basic_cache[key] = (user.id, time.monotonic() + BASIC_CACHE_S)
             return user
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,

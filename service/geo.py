@@ -83,6 +83,23 @@ def ground_offset(
     return fwd_m, right_m
 
 
+def project_ground(
+    forward_m: float, right_m: float, width: int, height: int, cam: Camera
+) -> tuple[float, float] | None:
+    """Pixel (u, v) at which a road point (forward_m, right_m) appears: the inverse of ground_offset.
+
+    None when the point is behind the camera. Used to simulate drives (bench/association.py).
+    """
+    _check_image(width, height)
+    p = math.radians(cam.pitch_deg)
+    depth = forward_m * math.cos(p) + cam.height_m * math.sin(p)  # along the optical axis
+    if depth <= _EPS:
+        return None
+    down = cam.height_m * math.cos(p) - forward_m * math.sin(p)  # below the optical axis
+    f = focal_px(width, cam)
+    return width / 2.0 + f * right_m / depth, height / 2.0 + f * down / depth
+
+
 def locate(
     lat: float, lon: float, heading_deg: float, forward_m: float, right_m: float
 ) -> tuple[float, float]:

@@ -40,6 +40,16 @@ def make_app(settings: Settings) -> procrastinate.App:
             raise RuntimeError("worker context not initialised")
         return run(_context, frame_id)
 
+    @app.periodic(cron="17 3 * * *", periodic_id="rescore")
+    @app.task(name="rescore_sites", queue=QUEUE, queueing_lock="rescore_sites")
+    def rescore_sites(timestamp: int) -> int:
+        """Nightly: priorities include recency, so they change as sites age without new sightings."""
+        from service.sites import rescore_all
+
+        if _context is None:
+            raise RuntimeError("worker context not initialised")
+        return rescore_all(_context.sessions, _context.ranking)
+
     return app
 
 

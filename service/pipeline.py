@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector import Detector, ImageError, decode_image
+from service.association import Located, associate_frame, combine_offsets
 from service.db import transaction
 from service.geo import Camera, locate_detection
 from service.gps import bearing_deg, haversine_m
@@ -26,12 +27,12 @@ from service.ingest import point
 from service.models import Frame, Observation, Vehicle
 from service.ranking import RankingConfig
 from service.settings import Settings
-from service.sites import add_observation, rescore
 from service.store import ImageStore
 
 log = logging.getLogger(__name__)
 ASSOCIATION_LOCK = 7_300_001  # pg_advisory_xact_lock key
 NEIGHBOUR_WINDOW = timedelta(seconds=30)
+DRIVE_WINDOW = timedelta(minutes=2)
 
 
 @dataclass
@@ -71,6 +72,24 @@ def heading_from_neighbours(session: Session, frame: Frame, lat: float, lon: flo
     return None
 
 
+def drive_offset(session: Session, frame: Frame) -> tuple[float, float] | None:
+    """The vehicle's GPS offset from its nearest frames in time (within 2 minutes) that estimated one."""
+    if frame.captured_at is None:
+        return None
+    rows = session.execute(
+        select(Frame.gps_offset_e_m, Frame.gps_offset_n_m)
+        .where(
+            Frame.vehicle_id == frame.vehicle_id,
+            Frame.id != frame.id,
+            Frame.gps_offset_e_m.is_not(None),
+            Frame.captured_at.between(frame.captured_at - DRIVE_WINDOW, frame.captured_at + DRIVE_WINDOW),
+        )
+        .order_by(func.abs(func.extract("epoch", Frame.captured_at - frame.captured_at)))
+        .limit(10)
+    ).all()
+    return combine_offsets([(e, n) for e, n in rows])
+
+
 def process_frame(ctx: WorkerContext, frame_id: int) -> str:
     """Process one frame once; returns its final status. Safe to call again for the same frame."""
     with ctx.sessions() as session:
@@ -105,7 +124,8 @@ def process_frame(ctx: WorkerContext, frame_id: int) -> str:
             frame.heading if frame.heading is not None else heading_from_neighbours(session, frame, lat, lon)
         )
         seen_at = frame.captured_at or datetime.now(UTC)
-        sites_seen: set[int] = set()
+        located: list[Located] = []
+        observations: list[Observation] = []
         for det in detections:
             est = locate_detection(lat, lon, heading, det.box, frame.width, frame.height, cam)
             obs = Observation(
@@ -117,29 +137,32 @@ def process_frame(ctx: WorkerContext, frame_id: int) -> str:
                 y1=det.box[1],
                 x2=det.box[2],
                 y2=det.box[3],
-                position=point(est.lat, est.lon) if est else None,
                 distance_m=est.distance_m if est else None,
                 size_m=est.size_m if est else None,
             )
-            if est is not None:  # None: the box is not on the road plane (above the horizon)
-                site = add_observation(
-                    session,
-                    class_name=det.class_name,
-                    confidence=det.confidence,
-                    lat=est.lat,
-                    lon=est.lon,
-                    size_m=est.size_m,
-                    distance_m=est.distance_m,
-                    seen_at=seen_at,
-                    radius_m=ctx.settings.association_radius_m,
-                    model_version_id=ctx.model_version_id,
-                )
-                if site.id not in sites_seen:  # sightings count frames, not boxes
-                    site.sightings += 1
-                    sites_seen.add(site.id)
-                rescore(site, ctx.ranking)
-                obs.site_id = site.id
             session.add(obs)
+            if est is not None:  # None: the box is not on the road plane (above the horizon)
+                located.append(
+                    Located(
+                        det.class_name, det.confidence, est.lat, est.lon, est.distance_m, est.size_m, det.box
+                    )
+                )
+                observations.append(obs)
+        result = associate_frame(
+            session,
+            located,
+            prior=drive_offset(session, frame),
+            radius_m=ctx.settings.association_radius_m,
+            search_m=ctx.settings.association_search_m,
+            seen_at=seen_at,
+            model_version_id=ctx.model_version_id,
+            ranking=ctx.ranking,
+        )
+        for obs, site, (olat, olon) in zip(observations, result.sites, result.positions, strict=True):
+            obs.site_id = site.id
+            obs.position = point(olat, olon)
+        if result.offset is not None and result.matched:
+            frame.gps_offset_e_m, frame.gps_offset_n_m = result.offset
         if ctx.settings.debug_pause_s:
             session.flush()  # observations written, not committed: a kill here must leave no trace
             time.sleep(ctx.settings.debug_pause_s)

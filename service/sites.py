@@ -7,11 +7,12 @@ towards the observation, weighted by confidence and by how close the camera was.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from geoalchemy2.shape import to_shape
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.gps import haversine_m
 from service.ingest import point
@@ -39,9 +40,14 @@ def site_latlon(site: DamageSite) -> tuple[float, float]:
 
 
 def find_site(
-    session: Session, class_name: str, lat: float, lon: float, radius_m: float
+    session: Session,
+    class_name: str,
+    lat: float,
+    lon: float,
+    radius_m: float,
+    exclude: Collection[int] = (),
 ) -> DamageSite | None:
-    """The nearest associable site of a compatible class within ``radius_m``, or None."""
+    """The nearest associable site of a compatible class within ``radius_m``, not in ``exclude``."""
     pt = point(lat, lon)
     candidates = session.scalars(
         select(DamageSite)
@@ -54,6 +60,8 @@ def find_site(
     ).all()
     best, best_d = None, radius_m
     for site in candidates:  # degrees are not metres: choose among the few by true distance
+        if site.id in exclude:
+            continue
         slat, slon = site_latlon(site)
         d = haversine_m(lat, lon, slat, slon)
         if d <= best_d:
@@ -84,15 +92,14 @@ def add_observation(
     size_m: float | None,
     distance_m: float | None,
     seen_at: datetime,
-    radius_m: float,
+    site: DamageSite | None,
     model_version_id: int | None,
 ) -> DamageSite:
-    """Attach one located observation to a site (creating it if none is near) and update it.
+    """Attach one located observation to ``site`` (a new site when None) and update the site.
 
     Sightings (distinct frames) are counted by the caller, which knows the frame.
     """
     weight = confidence / (1.0 + (distance_m or 10.0) / 10.0)  # near, sure sightings count more
-    site = find_site(session, class_name, lat, lon, radius_m)
     if site is None:
         site = DamageSite(
             class_name=class_name,
@@ -152,3 +159,23 @@ def rescore(site: DamageSite, config: RankingConfig, now: datetime | None = None
     }
     site.ranking_version = result.config_version
     site.severity = severity(facts)
+
+
+def rescore_all(sessions: sessionmaker[Session], config: RankingConfig, batch: int = 1000) -> int:
+    """Rescore every site not yet repaired, in batches of one transaction each; returns the count."""
+    done, last_id = 0, 0
+    while True:
+        with sessions() as session, session.begin():
+            sites = session.scalars(
+                select(DamageSite)
+                .where(DamageSite.id > last_id, DamageSite.status != "repaired")
+                .order_by(DamageSite.id)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for site in sites:
+                rescore(site, config)
+        if not sites:
+            return done
+        done += len(sites)
+        last_id = sites[-1].id

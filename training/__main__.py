@@ -1,4 +1,4 @@
-"""``python -m training train|resume|eval|export|adapt ...``"""
+"""``python -m training train|resume|eval|export|privacy-model ...``"""
 
 from training.cli import main
 

@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-version", default="rdd2022-China_MotorBike-000000-001299")
     p.add_argument("--metrics", type=Path, help="JSON {fp32: {...}, int8: {...}} to record")
     p.add_argument("--default", choices=["fp32", "int8"], default="fp32")
+    p = sub.add_parser(
+        "privacy-model", help="person/vehicle ONNX detector for blurring, from classic YOLOv5n"
+    )
+    p.add_argument("--weights", required=True, type=Path, help="classic YOLOv5n v6.1 COCO checkpoint (.pt)")
+    p.add_argument("--out", type=Path, default=Path("weights/privacy-yolov5n-coco.onnx"))
+    p.add_argument("--imgsz", type=int, default=640)
     args = parser.parse_args(argv)
 
     if args.command == "train":
@@ -74,4 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         for entry in entries:
             print(json.dumps(entry))
+    elif args.command == "privacy-model":
+        import json
+
+        from training.privacy import build_privacy_onnx
+
+        print(json.dumps(build_privacy_onnx(args.weights, args.out, args.imgsz)))
     return 0

@@ -160,3 +160,13 @@ def test_camera_validation(kwargs: dict[str, float], match: str) -> None:
 def test_image_size_validation() -> None:
     with pytest.raises(ValueError, match="got 0x1080"):
         ground_offset(0.0, 0.0, 0, H, Camera())
+
+
+@pytest.mark.parametrize(("forward", "right"), [(5.0, 0.0), (12.0, -2.5), (25.0, 3.0), (8.0, 1.0)])
+def test_project_ground_inverts_ground_offset(forward: float, right: float) -> None:
+    from service.geo import project_ground
+
+    cam = Camera(height_m=1.5, pitch_deg=8.0, hfov_deg=90.0)
+    u, v = project_ground(forward, right, 1280, 720, cam)
+    back = ground_offset(u, v, 1280, 720, cam)
+    assert back == pytest.approx((forward, right), abs=1e-6)

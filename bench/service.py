@@ -1,0 +1,340 @@
+"""Service benchmarks on real PostGIS, real API and real worker processes.
+
+    python bench/service.py throughput [--images 48] [--workers 1,2] [--models fp32,int8]
+    python bench/service.py read [--sites 200000] [--observations 1000000] [--requests 60]
+
+throughput: images per second from upload to stored sites: a timer starts when the first batch is
+sent and stops when the last frame is done, for each (workers, model) pair.
+read: GET /api/v1/sites latency (p50/p95) with the given number of generated sites and observations,
+for a few typical queries. Results: a table on stdout and bench/results/service-*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import summary_ms, table, write_result  # noqa: E402
+
+
+def scratch_database(name: str) -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    subprocess.run(["scripts/devdb.sh", "start"], cwd=ROOT, check=True, capture_output=True)
+    admin = subprocess.run(
+        ["scripts/devdb.sh", "url"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PGDATABASE": "postgres"},
+    ).stdout.strip()
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    from service.migrate import upgrade
+
+    upgrade(url)
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "service", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def credentials(url: str) -> tuple[str, str, str]:
+    from service.auth import add_user, add_vehicle
+    from service.db import make_engine, make_sessionmaker, transaction
+
+    with transaction(make_sessionmaker(make_engine(url))) as session:
+        _, token = add_vehicle(session, f"bench-{time.time_ns()}")
+        user = f"bench{time.time_ns()}"
+        add_user(session, user, "benchmark-password", "viewer")
+    return token, user, "benchmark-password"
+
+
+def throughput(args: argparse.Namespace) -> None:
+    from tests.fixtures import T0, gps_jpeg
+
+    manifest = json.loads((ROOT / "weights/manifest.json").read_text())
+    default = next(m for m in manifest["models"] if m["name"] == manifest["default"])
+    files = {
+        m["precision"]: ROOT / "weights" / m["file"]
+        for m in manifest["models"]
+        if m["version"] == default["version"]
+    }
+    rows = []
+    for precision in args.models.split(","):
+        for workers in (int(w) for w in args.workers.split(",")):
+            url = scratch_database("roadwatch_bench_tp")
+            token, _, _ = credentials(url)
+            port = free_port()
+            data_dir = tempfile.mkdtemp(prefix="rw-bench-")
+            env = {
+                **os.environ,
+                "DATABASE_URL": url,
+                "ROADWATCH_DATA_DIR": data_dir,
+                "ROADWATCH_MODEL_PATH": str(files[precision]),
+                "ROADWATCH_THREADS": "1",
+            }
+            procs = [start(["serve", "--port", str(port)], env)]
+            procs += [start(["worker"], env) for _ in range(workers)]
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_http(base + "/health")
+                images = [
+                    gps_jpeg(
+                        52.0 + i * 1e-4,
+                        13.0,
+                        T0 + timedelta(seconds=i),
+                        heading=0.0,
+                        seed=i,
+                        size=(1280, 720),
+                    )
+                    for i in range(args.images)
+                ]
+                time.sleep(3)  # workers loaded their model
+                began = time.perf_counter()
+                with httpx.Client(
+                    base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120
+                ) as client:
+                    for k in range(0, len(images), 8):
+                        parts = [
+                            ("images", (f"{k + j}.jpg", images[k + j], "image/jpeg"))
+                            for j in range(min(8, len(images) - k))
+                        ]
+                        assert client.post("/api/v1/batches", files=parts).status_code == 202
+                from sqlalchemy import create_engine, text
+
+                engine = create_engine(url)
+                while True:
+                    with engine.connect() as conn:
+                        left = conn.execute(
+                            text("SELECT count(*) FROM frame WHERE status = 'queued'")
+                        ).scalar()
+                    if left == 0:
+                        break
+                    time.sleep(0.2)
+                elapsed = time.perf_counter() - began
+                with engine.connect() as conn:
+                    sites = conn.execute(text("SELECT count(*) FROM damage_site")).scalar()
+                engine.dispose()
+                rows.append(
+                    {
+                        "model": precision,
+                        "workers": workers,
+                        "images": len(images),
+                        "seconds": elapsed,
+                        "images_per_s": len(images) / elapsed,
+                        "sites": sites,
+                    }
+                )
+                print(table(rows[-1:], list(rows[-1])), flush=True)
+            finally:
+                for p in procs:
+                    p.terminate()
+                for p in procs:
+                    p.wait(20)
+    print(table(rows, ["model", "workers", "images", "seconds", "images_per_s", "sites"]))
+    print(f"written to {write_result('service-throughput', {'rows': rows, 'image_size': '1280x720'})}")
+
+
+def populate(url: str, n_sites: int, n_obs: int) -> None:
+    """Generated sites, frames and observations, loaded with COPY (fast)."""
+    import psycopg
+
+    rng = np.random.default_rng(0)
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    now = datetime.now(UTC)
+    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO vehicle (name, token_hash, camera_height_m, camera_pitch_deg, camera_hfov_deg, active) "
+            "VALUES ('gen', repeat('0', 64), 1.4, 10, 100, true) RETURNING id"
+        )
+        vehicle = cur.fetchone()[0]
+        cur.execute(
+            "INSERT INTO upload_batch (id, vehicle_id, counts, meta) VALUES (gen_random_uuid(), %s, '{}', '{}') "
+            "RETURNING id",
+            (vehicle,),
+        )
+        batch = cur.fetchone()[0]
+        # A city of about 30 x 20 km around Cologne.
+        lat = 50.85 + rng.random(n_sites) * 0.18
+        lon = 6.80 + rng.random(n_sites) * 0.42
+        classes = rng.choice(["D00", "D10", "D20", "D40"], n_sites, p=[0.45, 0.25, 0.2, 0.1])
+        statuses = rng.choice(
+            ["open", "confirmed", "rejected", "scheduled", "repaired"], n_sites, p=[0.6, 0.2, 0.1, 0.05, 0.05]
+        )
+        prio = rng.random(n_sites) * 100
+        with cur.copy(
+            "COPY damage_site (public_id, class_name, class_votes, position, position_weight, severity, "
+            "max_confidence, sightings, n_observations, priority, score_components, ranking_version, status, "
+            "first_seen, last_seen) FROM STDIN"
+        ) as copy:
+            for i in range(n_sites):
+                copy.write_row(
+                    (
+                        str(__import__("uuid").uuid4()),
+                        classes[i],
+                        "{}",
+                        f"SRID=4326;POINT({lon[i]} {lat[i]})",
+                        1.0,
+                        "medium",
+                        0.7,
+                        5,
+                        n_obs // n_sites,
+                        float(prio[i]),
+                        '{"components": {}}',
+                        "bench",
+                        statuses[i],
+                        now,
+                        now,
+                    )
+                )
+        n_frames = n_obs // 10
+        with cur.copy(
+            "COPY frame (sha256, vehicle_id, batch_id, filename, captured_at, position, location_source, "
+            "width, height, status, image_key) FROM STDIN"
+        ) as copy:
+            for i in range(n_frames):
+                copy.write_row(
+                    (
+                        f"{i:064x}",
+                        vehicle,
+                        batch,
+                        "gen.jpg",
+                        now,
+                        f"SRID=4326;POINT({lon[i % n_sites]} {lat[i % n_sites]})",
+                        "exif",
+                        1280,
+                        720,
+                        "done",
+                        f"{i:064x}",
+                    )
+                )
+        cur.execute("SELECT min(id) FROM damage_site")
+        first_site = cur.fetchone()[0]
+        cur.execute("SELECT min(id) FROM frame")
+        first_frame = cur.fetchone()[0]
+        with cur.copy(
+            "COPY observation (frame_id, site_id, class_name, confidence, x1, y1, x2, y2, position) FROM STDIN"
+        ) as copy:
+            for i in range(n_obs):
+                s = i % n_sites
+                copy.write_row(
+                    (
+                        first_frame + i // 10,
+                        first_site + s,
+                        classes[s],
+                        0.6,
+                        100,
+                        400,
+                        300,
+                        500,
+                        f"SRID=4326;POINT({lon[s]} {lat[s]})",
+                    )
+                )
+        cur.execute("ANALYZE")
+        conn.commit()
+
+
+def read_latency(args: argparse.Namespace) -> None:
+    url = scratch_database("roadwatch_bench_read")
+    began = time.perf_counter()
+    populate(url, args.sites, args.observations)
+    load_s = time.perf_counter() - began
+    _, user, password = credentials(url)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "ROADWATCH_DATA_DIR": tempfile.mkdtemp(prefix="rw-bench-")}
+    server = start(["serve", "--port", str(port)], env)
+    rows = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(base + "/health")
+        queries = {
+            "top 100, no filter": "/api/v1/sites?limit=100",
+            "top 100 open potholes": "/api/v1/sites?status=open&class=D40&limit=100",
+            "bbox 1 km2, top 100": "/api/v1/sites?bbox=6.95,50.93,6.964,50.939&limit=100",
+            "bbox 1/4 city, top 100": "/api/v1/sites?bbox=6.8,50.85,7.01,50.94&limit=100",
+            "page 50 (offset 5000)": "/api/v1/sites?limit=100&offset=5000",
+        }
+        with httpx.Client(base_url=base, auth=(user, password), timeout=60) as client:
+            for label, path in queries.items():
+                for _ in range(3):
+                    client.get(path).raise_for_status()
+                samples = []
+                for _ in range(args.requests):
+                    start_t = time.perf_counter()
+                    r = client.get(path)
+                    samples.append(time.perf_counter() - start_t)
+                    r.raise_for_status()
+                rows.append({"query": label, **summary_ms(samples), "features": len(r.json()["features"])})
+    finally:
+        server.terminate()
+        server.wait(20)
+    print(table(rows, ["query", "median_ms", "p95_ms", "features"]))
+    print(f"{args.sites} sites, {args.observations} observations loaded in {load_s:.0f} s")
+    print(
+        f"written to {write_result('service-read', {'sites': args.sites, 'observations': args.observations, 'rows': rows})}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("throughput")
+    p.add_argument("--images", type=int, default=48)
+    p.add_argument("--workers", default="1,2")
+    p.add_argument("--models", default="fp32,int8")
+    p = sub.add_parser("read")
+    p.add_argument("--sites", type=int, default=200_000)
+    p.add_argument("--observations", type=int, default=1_000_000)
+    p.add_argument("--requests", type=int, default=60)
+    args = parser.parse_args()
+    throughput(args) if args.command == "throughput" else read_latency(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
