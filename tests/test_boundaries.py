@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "ultralytics", "torchvision")
 
 
-@pytest.mark.parametrize("module", ["detector", "detector.cli", "datasets", "datasets.cli", "service.app", "service.cli"])
+@pytest.mark.parametrize(
+    "module", ["detector", "detector.cli", "datasets", "datasets.cli", "service.app", "service.cli"]
+)
 def test_import_does_not_load_torch(module: str) -> None:
     code = f"import sys, {module}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
