@@ -236,8 +236,12 @@ def frame_image(
     frame_id: int, request: Request, session: SessionDep, user: ViewerDep, boxes: bool = False
 ) -> Response:
     frame = session.get(Frame, frame_id)
-    if frame is None or not frame.image_key:
-        raise HTTPException(404, f"no image for frame {frame_id}")
+    if frame is None:
+        raise HTTPException(404, f"no frame {frame_id}")
+    if frame.image_deleted_at is not None:
+        raise HTTPException(410, f"the image of frame {frame_id} was deleted after the retention period")
+    if not frame.image_key:  # only anonymized copies are ever shown
+        raise HTTPException(404, f"frame {frame_id} is not anonymized yet")
     try:
         data = request.app.state.store.get(frame.image_key)
     except FileNotFoundError as exc:
@@ -259,3 +263,12 @@ def frame_image(
         _ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
         data = encoded.tobytes()
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+
+
+@router.get("/transparency", summary="Transparency record: AI register entry and record of processing")
+def transparency(request: Request, session: SessionDep, user: ViewerDep) -> dict[str, Any]:
+    from service.runtime import ranking_config
+    from service.transparency import transparency_record
+
+    settings = request.app.state.settings
+    return transparency_record(session, settings, ranking_config(settings))

@@ -69,7 +69,7 @@ async def upload_batch(
             raise HTTPException(422, f"track: {exc}") from exc
 
     sessions = request.app.state.sessions
-    store = request.app.state.store
+    originals = request.app.state.originals
     batch_id = await run_in_threadpool(
         create_batch, sessions, vehicle, {k: v for k, v in meta.items() if k != "images"}
     )
@@ -88,7 +88,7 @@ async def upload_batch(
         outcome = await run_in_threadpool(
             ingest_image,
             sessions,
-            store,
+            originals,
             vehicle,
             batch_id,
             name,
@@ -101,7 +101,7 @@ async def upload_batch(
         )
         result.images.append(outcome)
     await run_in_threadpool(finish_batch, sessions, result)
-    queued = result.queued_frame_ids()
+    queued = result.frame_ids_to_process()
     if queued:
         try:  # stored frames are safe; a failed enqueue is repaired by the workers' janitor
             await run_in_threadpool(defer_frames, request.app.state.jobs, queued)

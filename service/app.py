@@ -43,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.sessions = make_sessionmaker(app.state.engine)
-    app.state.store = ImageStore(settings.image_dir)
+    app.state.store = ImageStore(settings.image_dir)  # anonymized images
+    app.state.originals = ImageStore(settings.original_dir)  # uploads until anonymized
     app.state.jobs = jobs
 
     @app.exception_handler(RequestValidationError)

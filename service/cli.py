@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("username")
     p.add_argument("--role", choices=["viewer", "reviewer", "admin"], default="viewer")
     p.add_argument("--password")
+    sub.add_parser("retention", help="delete images older than ROADWATCH_RETENTION_DAYS now")
+    sub.add_parser("transparency", help="print the transparency record (JSON)")
     sub.add_parser("demo", help="create the demo vehicle (new token each time) and an admin on first run")
     p = sub.add_parser("roads", help="road network for ranking")
     rsub = p.add_subparsers(dest="action", required=True)
@@ -70,6 +72,22 @@ def main(argv: list[str] | None = None) -> int:
         from service.runtime import worker_context
 
         asyncio.run(run_worker(settings, worker_context(settings), args.concurrency))
+    elif args.command in ("retention", "transparency"):
+        from service.db import make_engine, make_sessionmaker
+        from service.store import ImageStore
+
+        sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=1))
+        if args.command == "retention":
+            from service.retention import enforce_retention
+
+            deleted = enforce_retention(sessions, ImageStore(settings.image_dir), settings.retention_days)
+            print(json.dumps({"deleted_images": deleted, "retention_days": settings.retention_days}))
+        else:
+            from service.runtime import ranking_config
+            from service.transparency import transparency_record
+
+            with sessions() as session:
+                print(json.dumps(transparency_record(session, settings, ranking_config(settings)), indent=2))
     elif args.command in ("vehicle", "user", "roads", "demo"):
         from service.admin import run_admin
 

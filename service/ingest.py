@@ -1,7 +1,8 @@
 """Accepting a batch of photos: check each, place it in time and space, store it durably, queue it.
 
-Every image gets a status: ``queued`` (stored, a job will detect damage), ``no_location`` (stored,
-but neither EXIF, metadata nor the track gives its position), ``duplicate`` (its sha256 is known),
+Every image gets a status: ``queued`` (stored, a job will anonymize it and detect damage),
+``no_location`` (stored and anonymized by a job, but neither EXIF, metadata nor the track gives its
+position, so it is not located), ``duplicate`` (its sha256 is known),
 or ``rejected`` with a reason (not an image, too large, ...). One bad image never blocks the rest.
 """
 
@@ -50,8 +51,13 @@ class BatchResult:
             out[image.status] = out.get(image.status, 0) + 1
         return out
 
-    def queued_frame_ids(self) -> list[int]:
-        return [i.frame_id for i in self.images if i.status == "queued" and i.frame_id is not None]
+    def frame_ids_to_process(self) -> list[int]:
+        """New frames: every one is anonymized by a worker, and those with a position detected."""
+        return [
+            i.frame_id
+            for i in self.images
+            if i.status in ("queued", "no_location") and i.frame_id is not None
+        ]
 
 
 def point(lat: float, lon: float) -> WKTElement:
@@ -76,7 +82,7 @@ def _parse_time(value: Any) -> datetime | None:
 
 def ingest_image(
     session_factory: sessionmaker[Session],
-    store: ImageStore,
+    originals: ImageStore,
     vehicle: Vehicle,
     batch_id: Any,
     filename: str,
@@ -111,7 +117,7 @@ def ingest_image(
         fix, source = interpolate(track, captured_at, track_max_gap_s, clock_offset_s), "track"
     if fix is None:
         source = "none"
-    store.put(digest, data)  # fsynced before the row that points at it is committed
+    originals.put(digest, data)  # fsynced before the row that points at it is committed
     frame = Frame(
         sha256=digest,
         vehicle_id=vehicle.id,
@@ -125,7 +131,7 @@ def ingest_image(
         width=width,
         height=height,
         status="queued" if fix else "no_location",
-        image_key=digest,
+        image_key=None,  # set once the worker has stored the anonymized copy
     )
     try:
         with session_factory() as session, session.begin():

@@ -50,6 +50,16 @@ def make_app(settings: Settings) -> procrastinate.App:
             raise RuntimeError("worker context not initialised")
         return rescore_all(_context.sessions, _context.ranking)
 
+    @app.periodic(cron="43 2 * * *", periodic_id="retention")
+    @app.task(name="enforce_retention", queue=QUEUE, queueing_lock="enforce_retention")
+    def enforce_retention_task(timestamp: int) -> int:
+        """Nightly: delete images older than the retention period (sites and decisions stay)."""
+        from service.retention import enforce_retention
+
+        if _context is None:
+            raise RuntimeError("worker context not initialised")
+        return enforce_retention(_context.sessions, _context.store, _context.settings.retention_days)
+
     return app
 
 
@@ -68,7 +78,8 @@ def defer_frames(app: procrastinate.App, frame_ids: list[int]) -> int:
 ORPHANS_SQL = text(
     """
     SELECT f.id FROM frame f
-    WHERE f.status = 'queued' AND f.created_at < now() - make_interval(secs => :age)
+    WHERE (f.status = 'queued' OR (f.status = 'no_location' AND f.anonymized_at IS NULL))
+      AND f.created_at < now() - make_interval(secs => :age)
       AND NOT EXISTS (
         SELECT 1 FROM procrastinate_jobs j
         WHERE j.queueing_lock = 'frame-' || f.id AND j.status IN ('todo', 'doing'))
@@ -77,8 +88,40 @@ ORPHANS_SQL = text(
 )
 
 
+def context_originals() -> Any:
+    return _context.originals
+
+
+def sweep_originals(sessions: Any, originals: Any) -> int:
+    """Delete uploads whose anonymized copy is stored or whose frame failed (a worker died between
+    storing the copy and deleting the upload). Returns how many were deleted."""
+    from sqlalchemy import select
+
+    from service.models import Frame
+
+    root = originals.root
+    if not root.exists():
+        return 0
+    keys = [p.name for p in root.glob("*/*/*") if p.is_file() and not p.name.startswith(".tmp-")]
+    deleted = 0
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        with sessions() as session:
+            done = set(
+                session.scalars(
+                    select(Frame.sha256).where(
+                        Frame.sha256.in_(chunk),
+                        (Frame.anonymized_at.is_not(None)) | (Frame.status == "failed"),
+                    )
+                )
+            )
+        for key in done:
+            deleted += originals.delete(key)
+    return deleted
+
+
 async def janitor(app: procrastinate.App, settings: Settings, sessions: Any) -> None:
-    """Forever: retry stalled jobs, queue orphaned frames."""
+    """Forever: retry stalled jobs, queue orphaned frames, delete uploads already anonymized."""
     while True:
         try:
             stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=settings.stalled_after_s)
@@ -92,6 +135,7 @@ async def janitor(app: procrastinate.App, settings: Settings, sessions: Any) -> 
             if orphans:
                 log.warning("queueing %d frames that had no job", len(orphans))
                 await asyncio.to_thread(defer_frames, app, orphans)
+            await asyncio.to_thread(sweep_originals, sessions, context_originals())
         except Exception:  # the janitor must outlive database hiccups
             log.exception("janitor pass failed")
         await asyncio.sleep(settings.heartbeat_interval_s)

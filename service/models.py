@@ -63,6 +63,8 @@ class Vehicle(Base):
     camera_height_m: Mapped[float] = mapped_column(Float, default=1.4)
     camera_pitch_deg: Mapped[float] = mapped_column(Float, default=10.0)
     camera_hfov_deg: Mapped[float] = mapped_column(Float, default=100.0)
+    # Fraction of the image height above which everything is blurred; None: the service default.
+    privacy_horizon: Mapped[float | None] = mapped_column(Float)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
@@ -101,6 +103,11 @@ class Frame(Base):
     # The drive's GPS error estimated at this frame (east/north metres), see service/association.py.
     gps_offset_e_m: Mapped[float | None] = mapped_column(Float)
     gps_offset_n_m: Mapped[float | None] = mapped_column(Float)
+    # Privacy: when the anonymized copy replaced the upload, how many regions were blurred, and
+    # when retention deleted the image (the frame's data stays).
+    anonymized_at: Mapped[datetime | None] = mapped_column()
+    blurred_regions: Mapped[int | None] = mapped_column(Integer)
+    image_deleted_at: Mapped[datetime | None] = mapped_column()
     observations: Mapped[list[Observation]] = relationship(back_populates="frame")
     __table_args__ = (
         CheckConstraint(f"status IN {FRAME_STATUSES}", name="frame_status"),

@@ -1,4 +1,7 @@
-"""Processing one frame: detect, locate each damage on the ground, associate, rescore, mark done.
+"""Processing one frame: anonymize, detect, locate each damage on the ground, associate, rescore.
+
+Anonymization comes first and is committed on its own: the blurred copy is stored, the frame points
+at it, and the upload is deleted. Frames without a position stop there.
 
 Detection runs outside any transaction. Everything that changes sites and observations happens in
 one transaction that first locks the frame row and checks it is still ``queued``: a worker killed
@@ -9,16 +12,19 @@ each create a site for the same defect; it is held for milliseconds.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from geoalchemy2.shape import to_shape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector import Detector, ImageError, decode_image
+from service.anonymize import PrivacyConfig, anonymize, encode_jpeg
 from service.association import Located, associate_frame, combine_offsets
 from service.db import transaction
 from service.geo import Camera, locate_detection
@@ -37,14 +43,17 @@ DRIVE_WINDOW = timedelta(minutes=2)
 
 @dataclass
 class WorkerContext:
-    """What a worker process loads once: settings, database, store, model, ranking config."""
+    """What a worker process loads once: settings, database, stores, models, ranking config."""
 
     settings: Settings
     sessions: sessionmaker[Session]
-    store: ImageStore
+    store: ImageStore  # anonymized images
     detector: Detector
     model_version_id: int
     ranking: RankingConfig
+    originals: ImageStore
+    privacy: Detector
+    privacy_config: PrivacyConfig
 
 
 def heading_from_neighbours(session: Session, frame: Frame, lat: float, lon: float) -> float | None:
@@ -90,24 +99,68 @@ def drive_offset(session: Session, frame: Frame) -> tuple[float, float] | None:
     return combine_offsets([(e, n) for e, n in rows])
 
 
+def _fail(ctx: WorkerContext, frame_id: int, message: str) -> str:
+    with transaction(ctx.sessions) as session:
+        frame = session.get(Frame, frame_id, with_for_update=True)
+        if frame is not None and frame.status in ("queued", "no_location"):
+            frame.status, frame.error = "failed", message
+    return "failed"
+
+
+def anonymize_frame(
+    ctx: WorkerContext, frame_id: int, sha256: str, horizon: float | None
+) -> np.ndarray | None:
+    """Blur persons and vehicles, store the copy, point the frame at it, delete the upload.
+
+    Returns the decoded original (kept in memory only, for detection), or None when the upload is
+    unreadable (the frame is then marked failed). Safe to repeat: the copy is content-addressed and
+    only the first commit sets the frame's image.
+    """
+    try:
+        original = decode_image(ctx.originals.get(sha256), ctx.settings.max_pixels)
+    except (ImageError, FileNotFoundError, ValueError) as exc:
+        _fail(ctx, frame_id, f"cannot read the uploaded image: {exc}")
+        return None
+    config = replace(
+        ctx.privacy_config, horizon=horizon if horizon is not None else ctx.privacy_config.horizon
+    )
+    blurred, report = anonymize(original, ctx.privacy, config)
+    data = encode_jpeg(blurred)  # no EXIF: GPS and camera details stay out of the stored copy
+    key = hashlib.sha256(data).hexdigest()
+    ctx.store.put(key, data)
+    with transaction(ctx.sessions) as session:
+        frame = session.get(Frame, frame_id, with_for_update=True)
+        if frame is not None and frame.anonymized_at is None:
+            frame.image_key, frame.anonymized_at = key, datetime.now(UTC)
+            frame.blurred_regions = len(report.boxes)
+    ctx.originals.delete(sha256)  # as soon as the anonymized copy is stored (the janitor retries)
+    return original
+
+
 def process_frame(ctx: WorkerContext, frame_id: int) -> str:
-    """Process one frame once; returns its final status. Safe to call again for the same frame."""
+    """Anonymize, then (for located frames) detect and associate, once; returns the final status."""
     with ctx.sessions() as session:
         frame = session.get(Frame, frame_id)
         if frame is None:
             log.warning("frame %s does not exist", frame_id)
             return "missing"
-        if frame.status != "queued":
-            return frame.status
-        key = frame.image_key
-    try:
-        image = decode_image(ctx.store.get(key or ""), ctx.settings.max_pixels)
-    except (ImageError, FileNotFoundError, ValueError) as exc:
-        with transaction(ctx.sessions) as session:
-            frame = session.get(Frame, frame_id, with_for_update=True)
-            if frame is not None and frame.status == "queued":
-                frame.status, frame.error = "failed", f"cannot read stored image: {exc}"
-        return "failed"
+        status, key, sha, anonymized = frame.status, frame.image_key, frame.sha256, frame.anonymized_at
+        vehicle = session.get(Vehicle, frame.vehicle_id)
+        horizon = vehicle.privacy_horizon if vehicle is not None else None
+    if status not in ("queued", "no_location") or (status == "no_location" and anonymized is not None):
+        return status
+    if anonymized is None:
+        image = anonymize_frame(ctx, frame_id, sha, horizon)
+        if image is None:
+            return "failed"
+        if status == "no_location":
+            return status
+    else:  # a retry after the upload was deleted: detect on the anonymized copy
+        try:
+            image = decode_image(ctx.store.get(key or ""), ctx.settings.max_pixels)
+        except (ImageError, FileNotFoundError, ValueError) as exc:
+            return _fail(ctx, frame_id, f"cannot read the stored image: {exc}")
+    # Damage is detected on the original in memory: a false person box must not hide a pothole.
     detections = ctx.detector.predict(image, ctx.settings.detect_conf, ctx.settings.detect_iou)
 
     with transaction(ctx.sessions) as session:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from detector import Detector
 from detector.manifest import WEIGHTS_DIR, default_model_path, load_manifest, sha256_file
+from service.anonymize import PrivacyConfig, load_privacy_detector
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import ModelVersion
 from service.pipeline import WorkerContext
@@ -54,4 +55,15 @@ def worker_context(settings: Settings) -> WorkerContext:
         detector=Detector.from_path(path),
         model_version_id=register_model(sessions, path),
         ranking=ranking_config(settings),
+        originals=ImageStore(settings.original_dir),
+        privacy=load_privacy_detector(),
+        privacy_config=privacy_config(settings),
+    )
+
+
+def privacy_config(settings: Settings) -> PrivacyConfig:
+    return PrivacyConfig(
+        margin=settings.privacy_margin,
+        min_confidence=settings.privacy_min_confidence,
+        horizon=settings.privacy_horizon,
     )

@@ -48,9 +48,31 @@ class Settings(BaseSettings):
     default_locale: str = "de"
     display_timezone: str = "Europe/Berlin"
 
+    # Privacy (GDPR): persons and vehicles are blurred before an image is stored; everything above
+    # this fraction of the image height too (None: off). Vehicles can override the horizon.
+    privacy_horizon: float | None = Field(0.35, ge=0, le=1)
+    privacy_margin: float = Field(0.15, ge=0, le=1)
+    privacy_min_confidence: float = Field(0.2, ge=0, le=1)
+    # Anonymized images older than this (by capture time) are deleted; sites, observations and
+    # decisions stay. 0 keeps images forever.
+    retention_days: int = Field(365, ge=0)
+    # For the transparency record (AI register, record of processing activities).
+    controller: str = "Stadt Musterstadt, Tiefbauamt"
+    contact: str = "strassen@musterstadt.example"
+    data_protection_contact: str = "datenschutz@musterstadt.example"
+    legal_basis: str = (
+        "Art. 6(1)(e) GDPR with the municipality's road maintenance duty (Straßenbaulast, state road law)"
+    )
+
     @property
     def image_dir(self) -> Path:
+        """Anonymized images: the only images anyone sees."""
         return self.data_dir / "images"
+
+    @property
+    def original_dir(self) -> Path:
+        """Uploads as received, kept only until their anonymized copy is stored."""
+        return self.data_dir / "originals"
 
     @property
     def psycopg_conninfo(self) -> str:

@@ -189,7 +189,9 @@ def test_read_exif_corrupt_never_raises(data: bytes) -> None:
     info = read_exif(data)
     assert (info.captured_at, info.fix, info.orientation) == (None, None, None)
     assert len(info.warnings) == 1
-    assert "corrupt" in info.warnings[0] or "unrecognised bytes" in info.warnings[0]
+    # The wording depends on which Pillow plugins are registered in this process (importing
+    # ultralytics adds a HEIF opener), so only the fact of a warning about EXIF is checked.
+    assert "EXIF" in info.warnings[0] or "corrupt" in info.warnings[0] or "unrecognised" in info.warnings[0]
 
 
 def test_read_exif_bad_date_is_a_warning() -> None:

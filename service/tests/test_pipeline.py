@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from detector import Detector
 from detector.tests.conftest import build_constant_head_model, head_with
+from service.anonymize import PrivacyConfig
 from service.models import DamageSite, Frame, Observation
 from service.pipeline import WorkerContext, process_frame
 from service.ranking import DEFAULT_CONFIG
@@ -37,6 +38,21 @@ def ctx(app, settings, tmp_path: Path) -> WorkerContext:  # type: ignore[no-unty
         Detector.from_path(model),
         register_model(app.state.sessions, model),
         DEFAULT_CONFIG,
+        ImageStore(settings.original_dir),
+        privacy_model(tmp_path),
+        PrivacyConfig(horizon=None),
+    )
+
+
+PRIVACY_NAMES = {0: "person", 1: "bicycle", 2: "car", 3: "motorcycle", 4: "bus", 5: "truck"}
+# A person at input (10, 40) size 8x12: in a 640x480 frame the box 60..140 x 260..380.
+PERSON_BOX = (60, 260, 140, 380)
+
+
+def privacy_model(tmp_path: Path) -> Detector:
+    head = head_with([(10, 40, 8, 12, 0, 0.9)], nc=6)
+    return Detector.from_path(
+        build_constant_head_model(tmp_path / "privacy.onnx", head, 64, names=PRIVACY_NAMES)
     )
 
 
@@ -119,8 +135,91 @@ def test_heading_from_consecutive_frames(client, vehicle_token, ctx) -> None:  #
 def test_unreadable_stored_image_fails_the_frame(client, vehicle_token, ctx) -> None:  # type: ignore[no-untyped-def]
     frame_id = upload(client, vehicle_token, "a.jpg", gps_jpeg(LAT, LON, T0, seed=8))
     with ctx.sessions() as s:
-        key = s.get(Frame, frame_id).image_key
-    ctx.store.delete(key)
+        sha = s.get(Frame, frame_id).sha256
+    ctx.originals.delete(sha)  # the upload vanished before any worker got to it
     assert process_frame(ctx, frame_id) == "failed"
     with ctx.sessions() as s:
-        assert "cannot read stored image" in s.get(Frame, frame_id).error
+        assert "cannot read the uploaded image" in s.get(Frame, frame_id).error
+
+
+def test_person_is_blurred_and_the_upload_deleted(client, vehicle_token, ctx) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+    import numpy as np
+
+    data = gps_jpeg(LAT, LON, T0, heading=0.0, seed=9)
+    frame_id = upload(client, vehicle_token, "a.jpg", data)
+    with ctx.sessions() as s:
+        sha = s.get(Frame, frame_id).sha256
+        assert s.get(Frame, frame_id).image_key is None  # nothing viewable before anonymization
+    assert ctx.originals.path(sha).exists()
+    assert process_frame(ctx, frame_id) == "done"
+    assert not ctx.originals.path(sha).exists()  # the upload is gone
+    with ctx.sessions() as s:
+        frame = s.get(Frame, frame_id)
+        assert frame.blurred_regions == 1 and frame.anonymized_at is not None
+        stored = ctx.store.get(frame.image_key)
+    original = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).astype(float)
+    anonymized = cv2.imdecode(np.frombuffer(stored, np.uint8), cv2.IMREAD_COLOR).astype(float)
+    x1, y1, x2, y2 = PERSON_BOX
+    inner = (slice(y1 + 5, y2 - 5), slice(x1 + 5, x2 - 5))
+    assert anonymized[inner].std() < 0.3 * original[inner].std()  # detail destroyed
+    far = (slice(0, 200), slice(300, 640))
+    assert np.abs(anonymized[far] - original[far]).mean() < 3  # elsewhere only JPEG re-encoding
+    assert b"Exif" not in stored[:200]  # no GPS or camera metadata in the stored copy
+
+
+def test_frames_without_position_are_anonymized_too(client, vehicle_token, ctx) -> None:  # type: ignore[no-untyped-def]
+    frame_id = upload(client, vehicle_token, "nogps.jpg", gps_jpeg(None, None, T0, seed=10))
+    assert process_frame(ctx, frame_id) == "no_location"
+    with ctx.sessions() as s:
+        frame = s.get(Frame, frame_id)
+        assert frame.status == "no_location" and frame.image_key is not None
+        assert not ctx.originals.path(frame.sha256).exists()
+        assert s.scalar(select(func.count()).select_from(Observation)) == 0
+
+
+def test_retention_deletes_old_images_and_keeps_everything_else(client, vehicle_token, ctx) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from service.retention import enforce_retention
+
+    old = upload(client, vehicle_token, "old.jpg", gps_jpeg(LAT, LON, T0, heading=0.0, seed=11))
+    new = upload(
+        client,
+        vehicle_token,
+        "new.jpg",
+        gps_jpeg(LAT, LON + 0.01, T0 + timedelta(days=200), heading=0.0, seed=12),
+    )
+    for frame_id in (old, new):
+        process_frame(ctx, frame_id)
+    with ctx.sessions() as s:
+        keys = {f.id: f.image_key for f in s.scalars(select(Frame))}
+        n_obs = s.scalar(select(func.count()).select_from(Observation))
+        n_sites = s.scalar(select(func.count()).select_from(DamageSite))
+    now = T0 + timedelta(days=300)
+    assert enforce_retention(ctx.sessions, ctx.store, days=180, now=now) == 1
+    assert not ctx.store.path(keys[old]).exists() and ctx.store.path(keys[new]).exists()
+    with ctx.sessions() as s:
+        assert s.get(Frame, old).image_key is None and s.get(Frame, old).image_deleted_at is not None
+        assert s.get(Frame, new).image_key == keys[new]
+        assert s.scalar(select(func.count()).select_from(Observation)) == n_obs
+        assert s.scalar(select(func.count()).select_from(DamageSite)) == n_sites
+    assert enforce_retention(ctx.sessions, ctx.store, days=180, now=now) == 0  # idempotent
+    assert enforce_retention(ctx.sessions, ctx.store, days=0, now=datetime.now(UTC)) == 0  # 0 = keep
+    r = client.get(f"/api/v1/frames/{old}/image", auth=("viewer", "x"))  # no user: 401 before anything
+    assert r.status_code == 401
+
+
+def test_janitor_deletes_uploads_left_by_a_crash(client, vehicle_token, ctx) -> None:  # type: ignore[no-untyped-def]
+    from service.jobs import sweep_originals
+
+    frame_id = upload(client, vehicle_token, "a.jpg", gps_jpeg(LAT, LON, T0, heading=0.0, seed=13))
+    pending = upload(client, vehicle_token, "b.jpg", gps_jpeg(LAT, LON, T0, heading=0.0, seed=14))
+    with ctx.sessions() as s:
+        sha, pending_sha = s.get(Frame, frame_id).sha256, s.get(Frame, pending).sha256
+    data = ctx.originals.get(sha)
+    process_frame(ctx, frame_id)
+    ctx.originals.put(sha, data)  # as if the worker died between storing the copy and deleting this
+    assert sweep_originals(ctx.sessions, ctx.originals) == 1
+    assert not ctx.originals.path(sha).exists()
+    assert ctx.originals.path(pending_sha).exists()  # not anonymized yet: kept

@@ -153,3 +153,25 @@ def test_health_and_openapi(client) -> None:  # type: ignore[no-untyped-def]
     health = client.get("/health").json()
     assert health["database"] == "ok" and health["model"]["present"] is True and health["status"] == "ok"
     assert "/api/v1/batches" in client.get("/openapi.json").json()["paths"]
+
+
+def test_transparency_record(client, staff) -> None:  # type: ignore[no-untyped-def]
+    record = client.get("/api/v1/transparency", auth=staff["viewer"]).json()
+    for key in (
+        "purpose",
+        "legal_basis",
+        "human_oversight",
+        "risk_classification",
+        "model",
+        "training_data",
+        "retention",
+        "contact",
+        "data_categories",
+        "safeguards",
+    ):
+        assert record[key], key
+    assert record["model"]["name"].startswith("roadwatch-yolov5nu")
+    assert {d["license"] for d in record["training_data"]} == {"CC BY-SA 4.0", "CC BY 4.0"}
+    assert record["retention"]["images_days"] == 365
+    assert "staff" in record["human_oversight"]
+    assert client.get("/api/v1/transparency").status_code == 401

@@ -37,8 +37,9 @@ def test_upload_stores_and_queues_then_dedupes(client, app, vehicle_token) -> No
         assert [f.status for f in frames] == ["queued", "queued"]
         assert frames[0].heading == 90 and abs(frames[0].captured_at - T0) < timedelta(seconds=1)
         assert s.scalar(select(func.count()).select_from(UploadBatch)) == 1
-        for f in frames:  # durably stored, content-addressed
-            assert app.state.store.get(f.image_key) in (a, b)
+        for f in frames:  # durably stored, content-addressed, until a worker anonymizes it
+            assert f.image_key is None  # shown only once anonymized
+            assert app.state.originals.get(f.sha256) in (a, b)
     # The same bytes again: stored once, reported as duplicate.
     r2 = client.post("/api/v1/batches", files=files(("a-again.jpg", a)), headers=auth(vehicle_token))
     assert r2.status_code == 202 and r2.json()["images"][0]["status"] == "duplicate"

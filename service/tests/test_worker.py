@@ -78,6 +78,11 @@ def upload(client, token: str, parts: list[tuple[str, bytes]]) -> list[int]:  # 
     return [i["frame_id"] for i in r.json()["images"]]
 
 
+def uploads_left(app) -> list[Path]:  # type: ignore[no-untyped-def]
+    root = app.state.originals.root
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
 def frame_statuses(app) -> list[str]:  # type: ignore[no-untyped-def]
     with app.state.sessions() as s:
         return list(s.scalars(select(Frame.status).order_by(Frame.id)))
@@ -103,6 +108,7 @@ def test_upload_to_ranked_sites_end_to_end(client, app, vehicle_token, staff, st
     priorities = [f["properties"]["priority"] for f in r.json()["features"]]
     assert len(priorities) == n_sites and priorities == sorted(priorities, reverse=True)
     assert worker.poll() is None
+    assert uploads_left(app) == []
 
 
 def test_worker_killed_mid_frame_is_retried_and_counts_once(client, app, vehicle_token, start_worker) -> None:  # type: ignore[no-untyped-def]
@@ -133,9 +139,14 @@ def test_worker_killed_mid_frame_is_retried_and_counts_once(client, app, vehicle
     with app.state.sessions() as s:  # the killed transaction left nothing behind
         assert s.get(Frame, frame_id).status == "queued"
         assert s.scalar(select(func.count()).select_from(Observation)) == 0
+        # Anonymization had committed before the kill, and the upload is already gone.
+        image_key = s.get(Frame, frame_id).image_key
+    assert image_key is not None and uploads_left(app) == []
     start_worker()  # a fresh worker notices the stalled job (no heartbeat) and retries it
     wait_for(lambda: frame_statuses(app) == ["done"], 90, "the retried job to finish")
-    expected = len(Detector.from_path(default_model_path()).predict(decode_image(data), conf=CONF))
+    # The retry detects on the stored anonymized copy (the original no longer exists).
+    stored = app.state.store.get(image_key)
+    expected = len(Detector.from_path(default_model_path()).predict(decode_image(stored), conf=CONF))
     with app.state.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Observation)) == expected
         assert s.scalar(select(func.coalesce(func.sum(DamageSite.n_observations), 0))) == expected

@@ -1,0 +1,60 @@
+"""Retention (GDPR storage limitation): images are deleted after a configured number of days.
+
+Only the image goes: the frame row (time, position, status), its observations, the sites and every
+decision stay, so the map, rankings and the audit trail survive. Run nightly by the workers
+(``enforce_retention`` periodic task) and on demand with ``python -m service retention``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.models import Frame
+from service.store import ImageStore
+
+log = logging.getLogger(__name__)
+
+
+def enforce_retention(
+    sessions: sessionmaker[Session],
+    store: ImageStore,
+    days: int,
+    now: datetime | None = None,
+    batch: int = 500,
+) -> int:
+    """Delete the images of frames captured (or, without a time, received) more than ``days`` ago."""
+    if days <= 0:
+        return 0
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    deleted = 0
+    while True:
+        with sessions() as session, session.begin():
+            frames = session.scalars(
+                select(Frame)
+                .where(
+                    Frame.image_key.is_not(None),
+                    or_(
+                        Frame.captured_at < cutoff, Frame.captured_at.is_(None) & (Frame.created_at < cutoff)
+                    ),
+                )
+                .order_by(Frame.id)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for frame in frames:
+                key = frame.image_key
+                # Only delete a file no other (younger) frame still points at.
+                shared = session.scalar(
+                    select(func.count()).where(Frame.image_key == key, Frame.id != frame.id)
+                )
+                if not shared:
+                    store.delete(key)  # type: ignore[arg-type]
+                frame.image_key, frame.image_deleted_at = None, datetime.now(UTC)
+            deleted += len(frames)
+        if len(frames) < batch:
+            log.info("retention: %d images older than %d days deleted", deleted, days)
+            return deleted

@@ -1,0 +1,115 @@
+"""The transparency record a municipality needs, rendered from the service's own state.
+
+One JSON document serves two registers: the AI transparency register entry (EU AI Act transparency;
+purpose, model, data, limits, human oversight) and the record of processing activities (GDPR Art. 30:
+controller, purposes, data categories, legal basis, recipients, retention, safeguards).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from detector.manifest import WEIGHTS_DIR, load_manifest
+from service.models import Decision, Frame, ModelVersion
+from service.ranking import RankingConfig
+from service.settings import Settings
+
+TRAINING_DATA = [
+    {
+        "name": "RDD2022, China_MotorBike subset (frames 000000-001299 for training)",
+        "authors": "Arya, Maeda, Ghosh, Toshniwal, Sekimoto",
+        "license": "CC BY-SA 4.0",
+    },
+    {
+        "name": "Road crack detection and classification v1 (Roboflow Universe, marz-cbyhs)",
+        "license": "CC BY 4.0",
+        "use": "evaluation of transfer to other roads and cameras",
+    },
+]
+
+
+def _model_entry(settings: Settings) -> dict[str, Any]:
+    try:
+        manifest = load_manifest(WEIGHTS_DIR)
+    except Exception:
+        return {"file": settings.model_path.name if settings.model_path else None}
+    wanted = settings.model_path.name if settings.model_path else None
+    for entry in manifest["models"]:
+        if (wanted and entry["file"] == wanted) or (not wanted and entry["name"] == manifest["default"]):
+            return {
+                k: entry.get(k)
+                for k in ("name", "version", "precision", "sha256", "classes", "metrics", "data_version")
+            }
+    return {"file": wanted}
+
+
+def transparency_record(session: Session, settings: Settings, ranking: RankingConfig) -> dict[str, Any]:
+    frames = session.scalar(select(func.count()).select_from(Frame)) or 0
+    decisions = session.scalar(select(func.count()).select_from(Decision)) or 0
+    versions = session.scalars(select(ModelVersion).order_by(ModelVersion.created_at)).all()
+    return {
+        "generated_at": datetime.now(UTC).isoformat(),
+        "system": "Roadwatch: detection and ranking of road damage in photos from municipal vehicles",
+        "controller": settings.controller,
+        "contact": settings.contact,
+        "data_protection_contact": settings.data_protection_contact,
+        "purpose": (
+            "Find road damage (cracks, potholes) in photos taken by municipal vehicles, locate it and rank "
+            "it so that road maintenance staff can plan repairs. Decision support only."
+        ),
+        "legal_basis": settings.legal_basis,
+        "human_oversight": (
+            "The model proposes damage sites; maintenance staff confirm, reject, reclassify, schedule or mark "
+            "them repaired. Every decision is recorded with the user, time, reason, previous state and the "
+            "model and ranking version it was based on. No repair is ordered by the model."
+        ),
+        "risk_classification": {
+            "ai_act": "not high-risk (Annex III does not cover road-surface inspection); transparency duties apply",
+            "reasoning": (
+                "The system assesses road surfaces, not people; it makes no decision about natural persons; its "
+                "output is a proposal reviewed by staff. Personal data in photos (people, number plates) is "
+                "removed before storage and is not used by the damage model's decisions."
+            ),
+        },
+        "model": {
+            **_model_entry(settings),
+            "card": "weights/MODEL.md",
+            "versions_used": [{"name": v.name, "since": v.created_at.isoformat()} for v in versions],
+        },
+        "training_data": TRAINING_DATA,
+        "known_limits": [
+            "trained on roads in China; accuracy on German roads is lower until adapted with local photos",
+            "no night, rain or snow images measured",
+            "estimates no depth; severity comes from class and visible size only",
+        ],
+        "ranking": {"version": ranking.version, "weights": ranking.weights()},
+        "data_categories": [
+            "photos of public roads (may show persons, vehicles, number plates: blurred before storage)",
+            "time and GPS position of each photo; vehicle identifier",
+            "staff user names in decisions",
+        ],
+        "data_subjects": ["road users and passers-by visible in photos", "municipal staff using the system"],
+        "safeguards": {
+            "anonymization": (
+                "persons and vehicles detected by a dedicated model and pixelated irreversibly with a margin; the "
+                "image area above the horizon blurred; the uploaded original deleted once the anonymized copy is "
+                "stored; stored copies carry no EXIF"
+            ),
+            "privacy_model": "weights/privacy-yolov5n-coco.onnx (see weights/PRIVACY_MODEL.md)",
+            "horizon_fraction": settings.privacy_horizon,
+            "access": "staff accounts with roles viewer, reviewer, admin; vehicle tokens can only upload",
+        },
+        "retention": {
+            "images_days": settings.retention_days or None,
+            "rule": "anonymized images are deleted after the period; sites, observations and decisions are kept",
+        },
+        "recipients": [
+            "municipal road maintenance staff",
+            "annotators of the municipality (anonymized images only)",
+        ],
+        "statistics": {"frames": frames, "decisions": decisions},
+    }
