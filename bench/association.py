@@ -187,10 +187,10 @@ def main() -> int:
 def _scratch_database() -> str:
     import subprocess
 
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from service.migrate import create_database
 
     root = Path(__file__).resolve().parent.parent
+    subprocess.run(["scripts/devdb.sh", "start"], cwd=root, check=True, capture_output=True)
     admin = subprocess.run(
         ["scripts/devdb.sh", "url"],
         cwd=root,
@@ -199,15 +199,7 @@ def _scratch_database() -> str:
         check=True,
         env={"PGDATABASE": "postgres", "PATH": "/usr/bin:/bin"},
     ).stdout.strip()
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS roadwatch_bench WITH (FORCE)"))
-        conn.execute(text("CREATE DATABASE roadwatch_bench"))
-    url = make_url(admin).set(database="roadwatch_bench").render_as_string(hide_password=False)
-    from service.migrate import upgrade
-
-    upgrade(url)
-    return url
+    return create_database(admin, "roadwatch_bench")
 
 
 if __name__ == "__main__":

@@ -32,8 +32,7 @@ from bench.common import summary_ms, table, write_result  # noqa: E402
 
 
 def scratch_database(name: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from service.migrate import create_database
 
     subprocess.run(["scripts/devdb.sh", "start"], cwd=ROOT, check=True, capture_output=True)
     admin = subprocess.run(
@@ -44,15 +43,7 @@ def scratch_database(name: str) -> str:
         check=True,
         env={**os.environ, "PGDATABASE": "postgres"},
     ).stdout.strip()
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-    from service.migrate import upgrade
-
-    upgrade(url)
-    return url
+    return create_database(admin, name)
 
 
 def free_port() -> int:

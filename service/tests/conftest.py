@@ -7,12 +7,12 @@ each test session creates its own database there and drops it afterwards.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from service.settings import Settings
 
@@ -21,22 +21,14 @@ TABLES = "observation, decision, damage_site, frame, upload_batch, vehicle, staf
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
+    from service.migrate import create_database, drop_database
+
     admin = os.environ.get("ROADWATCH_TEST_DATABASE_URL")
     if not admin:
         pytest.fail("ROADWATCH_TEST_DATABASE_URL is not set: run the tests with `make test`")
-    name = f"roadwatch_test_{os.getpid()}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-    from service.migrate import upgrade
-
-    upgrade(url)
-    yield url
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    name = f"roadwatch_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"  # one per conftest that uses it
+    yield create_database(admin, name)
+    drop_database(admin, name)
 
 
 @pytest.fixture
