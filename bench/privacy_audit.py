@@ -1,0 +1,375 @@
+"""Recall of the anonymisation (``service.anonymize``) on hand-labelled real road photos.
+
+    python bench/privacy_audit.py [FOLDER ...] [--labels bench/privacy_audit_labels.json]
+        [--min-coverage 0.8] [--threads 1] [--annotate DIR]
+
+FOLDER: folders searched (recursively) for the labelled file names; default ``../shared/data``
+relative to the repository root. Images are read from there and never copied.
+
+Labels (``bench/privacy_audit_labels.json``): file name -> list of objects
+``{"class": "person" | "vehicle", "box": [x1, y1, x2, y2], "face_or_plate_legible": bool}`` in pixels
+of the stored image (half-open bounds, as :data:`service.anonymize.Box`); an optional ``note``. How
+the frames were chosen and labelled (by eye, never with the privacy model) is in :data:`METHOD`,
+which the result file repeats.
+
+Each frame goes through :func:`service.anonymize.anonymize` with the default
+:class:`~service.anonymize.PrivacyConfig`. A labelled object counts as protected when at least
+``--min-coverage`` (80 %) of its box area lies inside the destroyed regions: the union of the grown
+detection boxes and the horizon band (``all``), or the grown boxes alone (``model``: what the model
+achieves without the band). Recall is reported per class, for the legible face/plate subset, for
+objects the band cannot save (less than 80 % of the box inside the band) and by size, with 95 %
+Wilson intervals. Results: a table on stdout and ``bench/results/privacy_audit.json``, which also
+lists every miss. ``--annotate DIR`` writes each anonymised frame with the labelled boxes drawn
+(green: protected by the grown boxes, orange: only by the band, red: not protected; magenta: the
+grown detection boxes; cyan: the horizon row) for a visual check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import table, write_result  # noqa: E402
+from detector import Detector, read_image  # noqa: E402
+from service.anonymize import (  # noqa: E402
+    PRIVACY_MODEL_PATH,
+    AnonymizationReport,
+    PrivacyConfig,
+    anonymize,
+    load_privacy_detector,
+)
+
+DEFAULT_LABELS = ROOT / "bench" / "privacy_audit_labels.json"
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+CLASSES = ("person", "vehicle")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+# Size by the square root of the box area, in pixels (COCO's small/medium/large split is 32/96).
+SIZE_BUCKETS = ((0, 32, "small <32px"), (32, 96, "medium 32-96px"), (96, math.inf, "large >=96px"))
+METHOD = (
+    "Frames chosen without the privacy model: contact sheets (16 frames of 256 px per PNG) of every 4th "
+    "frame of rdd2022/China_MotorBike/train/images (396 of 1,582: 000000, 000004, ...) and of every "
+    "img-* frame of roboflow-road-crack train + valid (214; the frame* and numbered frames there, looked "
+    "at in a sample of every 2nd valid frame, show only road surface and were not used). Every frame "
+    "where a person, face, number plate or vehicle could be seen was kept (one China frame, 000308, was "
+    "dropped when the full-size view showed no object): 51 China_MotorBike + 52 roboflow frames.",
+    "Labels: each kept frame was viewed at full size (2x for 512 px, 1.6x for 640 px) with a grid "
+    "drawn every 64 px, and every person and vehicle that could be made out got a rough box, including "
+    "parts cut by the frame edge (legs and feet of pedestrians at the top edge, a wheel, the bottom of "
+    "a car); tiny or doubtful far objects (under ~8 px, or not clearly a person or vehicle) were left "
+    "out. A rider and the vehicle ridden are two objects. face_or_plate_legible: the face or the plate "
+    "characters could be read at that zoom.",
+    "Caveats: China_MotorBike frames come from a few rides, so several frames show the same street "
+    "(e.g. 000004, 001016, 001152, 001460; 000036, 000124, 000320, 000832); roboflow img-* frames are "
+    "web photos of potholes, many taken from the kerb or crouching, rotated or flipped by the exporter; "
+    "boxes are rough (a few px), so coverage near the threshold is uncertain.",
+)
+
+
+@dataclass(frozen=True)
+class Label:
+    """One labelled person or vehicle."""
+
+    frame: str
+    cls: str
+    box: tuple[int, int, int, int]
+    legible: bool
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How much of a labelled box the anonymisation destroyed."""
+
+    label: Label
+    cover_all: float  # fraction of the box inside grown boxes | horizon band
+    cover_model: float  # fraction inside the grown boxes only
+    cover_band: float  # fraction inside the horizon band only
+    size: float  # sqrt of the (clipped) box area, px
+    at_edge: bool  # the box touches the image border (object cut off)
+
+
+def load_labels(path: Path) -> list[Label]:
+    raw = json.loads(path.read_text())
+    labels = []
+    for frame, objects in sorted(raw.items()):
+        for obj in objects:
+            if obj["class"] not in CLASSES:
+                raise ValueError(f"{path}: {frame}: class must be one of {CLASSES}, got {obj['class']!r}")
+            x1, y1, x2, y2 = (int(v) for v in obj["box"])
+            if not (0 <= x1 < x2 and 0 <= y1 < y2):
+                raise ValueError(f"{path}: {frame}: bad box {obj['box']}")
+            labels.append(
+                Label(
+                    frame, obj["class"], (x1, y1, x2, y2), bool(obj["face_or_plate_legible"]), obj.get("note")
+                )
+            )
+    return labels
+
+
+def index_images(folders: Iterable[Path], wanted: set[str]) -> dict[str, tuple[Path, str]]:
+    """File name -> (path, source) for every wanted name under the folders (first match wins).
+
+    ``source``: the file's folder relative to the searched one (or that folder's name), to report
+    recall per data set.
+    """
+    found: dict[str, tuple[Path, str]] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise SystemExit(f"not a folder: {folder}")
+        for path in sorted(folder.rglob("*")):
+            if path.name in wanted and path.suffix.lower() in IMAGE_SUFFIXES and path.name not in found:
+                relative = path.parent.relative_to(folder).as_posix()
+                found[path.name] = (path, folder.name if relative == "." else relative)
+    return found
+
+
+def region_masks(report: AnonymizationReport) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks of the destroyed pixels: grown detection boxes, horizon band."""
+    model = np.zeros((report.height, report.width), bool)
+    for b in report.boxes:
+        x1, y1, x2, y2 = b.box
+        model[y1:y2, x1:x2] = True
+    band = np.zeros_like(model)
+    if report.horizon_row:
+        band[: report.horizon_row] = True
+    return model, band
+
+
+def measure(label: Label, model: np.ndarray, band: np.ndarray) -> Outcome:
+    h, w = model.shape
+    x1, y1, x2, y2 = label.box
+    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+    if x2 <= x1 or y2 <= y1:
+        raise ValueError(f"{label.frame}: box {label.box} lies outside the {w}x{h} image")
+    m, b = model[y1:y2, x1:x2], band[y1:y2, x1:x2]
+    area = m.size
+    return Outcome(
+        label,
+        cover_all=float((m | b).sum()) / area,
+        cover_model=float(m.sum()) / area,
+        cover_band=float(b.sum()) / area,
+        size=math.sqrt(area),
+        at_edge=x1 == 0 or y1 == 0 or x2 == w or y2 == h,
+    )
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion k/n."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def recall_row(name: str, outcomes: Sequence[Outcome], min_coverage: float) -> dict[str, Any]:
+    n = len(outcomes)
+    k_all = sum(o.cover_all >= min_coverage for o in outcomes)
+    k_model = sum(o.cover_model >= min_coverage for o in outcomes)
+    lo_all, hi_all = wilson(k_all, n)
+    lo_model, hi_model = wilson(k_model, n)
+    return {
+        "subset": name,
+        "n": n,
+        "protected": k_all,
+        "recall": k_all / n if n else None,
+        "ci95": f"{lo_all:.2f}-{hi_all:.2f}" if n else None,
+        "protected_model": k_model,
+        "recall_model": k_model / n if n else None,
+        "ci95_model": f"{lo_model:.2f}-{hi_model:.2f}" if n else None,
+    }
+
+
+def subsets(
+    outcomes: Sequence[Outcome], min_coverage: float, sources: dict[str, str]
+) -> list[tuple[str, list[Outcome]]]:
+    out: list[tuple[str, list[Outcome]]] = [("all objects", list(outcomes))]
+    for cls in CLASSES:
+        out.append((cls, [o for o in outcomes if o.label.cls == cls]))
+    for cls in CLASSES:
+        what = "face" if cls == "person" else "plate"
+        out.append(
+            (f"{cls}, legible {what}", [o for o in outcomes if o.label.cls == cls and o.label.legible])
+        )
+    out.append(("legible face/plate", [o for o in outcomes if o.label.legible]))
+    below = [o for o in outcomes if o.cover_band < min_coverage]
+    out.append(("not saved by band", below))
+    for cls in CLASSES:
+        out.append((f"{cls}, not saved by band", [o for o in below if o.label.cls == cls]))
+    for lo, hi, name in SIZE_BUCKETS:
+        out.append((name, [o for o in outcomes if lo <= o.size < hi]))
+    out.append(("cut by image edge", [o for o in outcomes if o.at_edge]))
+    out.append(("fully inside image", [o for o in outcomes if not o.at_edge]))
+    for source in sorted(set(sources.values())):
+        out.append((source, [o for o in outcomes if sources[o.label.frame] == source]))
+    return out
+
+
+def annotate(
+    image: np.ndarray, report: AnonymizationReport, outcomes: Sequence[Outcome], min_coverage: float
+) -> np.ndarray:
+    out = image.copy()
+    if report.horizon_row:
+        cv2.line(out, (0, report.horizon_row), (report.width, report.horizon_row), (255, 255, 0), 1)
+    for b in report.boxes:
+        x1, y1, x2, y2 = b.box
+        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), (255, 0, 255), 1)
+    for o in outcomes:
+        if o.cover_model >= min_coverage:
+            colour = (0, 200, 0)
+        elif o.cover_all >= min_coverage:
+            colour = (0, 165, 255)
+        else:
+            colour = (0, 0, 255)
+        x1, y1, x2, y2 = o.label.box
+        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), colour, 2)
+        cv2.putText(out, f"{o.cover_model:.0%}", (x1 + 2, y2 - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1)
+    return out
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="*", type=Path, help=f"image folders (default {DEFAULT_DATA})")
+    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
+    parser.add_argument("--model", type=Path, default=PRIVACY_MODEL_PATH)
+    parser.add_argument(
+        "--min-coverage", type=float, default=0.8, help="fraction of a box that must be destroyed"
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--annotate", type=Path, default=None, help="write annotated anonymised frames here")
+    args = parser.parse_args(argv)
+
+    labels = load_labels(args.labels)
+    frames = sorted({lab.frame for lab in labels})
+    paths = index_images(args.folders or [DEFAULT_DATA], set(frames))
+    missing = [f for f in frames if f not in paths]
+    if missing:
+        raise SystemExit(f"{len(missing)} labelled frames not found, e.g. {missing[:3]}")
+    sources = {frame: source for frame, (_, source) in paths.items()}
+
+    detector: Detector = load_privacy_detector(args.model, args.threads)
+    config = PrivacyConfig()
+    if args.annotate:
+        args.annotate.mkdir(parents=True, exist_ok=True)
+
+    outcomes: list[Outcome] = []
+    per_frame: list[dict[str, Any]] = []
+    blurred_by_model: list[float] = []
+    start = time.perf_counter()
+    for frame in frames:
+        image = read_image(paths[frame][0])
+        anonymised, report = anonymize(image, detector, config)
+        model, band = region_masks(report)
+        got = [measure(lab, model, band) for lab in labels if lab.frame == frame]
+        outcomes.extend(got)
+        blurred_by_model.append(float(model.mean()))
+        per_frame.append(
+            {
+                "frame": frame,
+                "source": sources[frame],
+                "size": [report.width, report.height],
+                "labelled": len(got),
+                "detections": len(report.boxes),
+                "missed_by_model": sum(o.cover_model < args.min_coverage for o in got),
+                "missed": sum(o.cover_all < args.min_coverage for o in got),
+                "model_area_fraction": round(float(model.mean()), 4),
+            }
+        )
+        if args.annotate:
+            cv2.imwrite(
+                str(args.annotate / f"{Path(frame).stem}.png"),
+                annotate(anonymised, report, got, args.min_coverage),
+            )
+    seconds = time.perf_counter() - start
+
+    rows = [
+        recall_row(name, subset, args.min_coverage)
+        for name, subset in subsets(outcomes, args.min_coverage, sources)
+    ]
+    columns = ["subset", "n", "protected", "recall", "ci95", "protected_model", "recall_model", "ci95_model"]
+    print(
+        f"{len(frames)} frames, {len(outcomes)} labelled objects; protected = >= {args.min_coverage:.0%} of the box "
+        f"destroyed; recall = grown boxes + horizon band {config.horizon}, recall_model = grown boxes only\n"
+    )
+    print(table([{k: "-" if v is None else v for k, v in row.items()} for row in rows], columns))
+
+    def miss_record(o: Outcome) -> dict[str, Any]:
+        record = {
+            "frame": o.label.frame,
+            "class": o.label.cls,
+            "box": list(o.label.box),
+            "legible": o.label.legible,
+            "size_px": round(o.size, 1),
+            "at_edge": o.at_edge,
+            "cover_all": round(o.cover_all, 3),
+            "cover_model": round(o.cover_model, 3),
+            "cover_band": round(o.cover_band, 3),
+        }
+        if o.label.note:
+            record["note"] = o.label.note
+        return record
+
+    misses = [miss_record(o) for o in outcomes if o.cover_all < args.min_coverage]
+    model_misses = [miss_record(o) for o in outcomes if o.cover_model < args.min_coverage]
+    print(f"\nmissed with the band: {len(misses)}; missed by the model alone: {len(model_misses)}")
+    for m in misses:
+        print(
+            f"  MISSED {m['frame']} {m['class']} {m['box']} size {m['size_px']}px cover {m['cover_all']:.0%}"
+        )
+
+    path = write_result(
+        "privacy_audit",
+        {
+            "labels": str(args.labels.relative_to(ROOT) if args.labels.is_relative_to(ROOT) else args.labels),
+            "labels_sha256": sha256(args.labels),
+            "method": list(METHOD),
+            "model": args.model.name,
+            "model_sha256": sha256(args.model),
+            "config": {
+                "margin": config.margin,
+                "min_confidence": config.min_confidence,
+                "horizon": config.horizon,
+                "classes": sorted(config.classes),
+            },
+            "min_coverage": args.min_coverage,
+            "frames": len(frames),
+            "objects": {
+                "total": len(outcomes),
+                **{cls: sum(o.label.cls == cls for o in outcomes) for cls in CLASSES},
+                "legible_face": sum(o.label.cls == "person" and o.label.legible for o in outcomes),
+                "legible_plate": sum(o.label.cls == "vehicle" and o.label.legible for o in outcomes),
+            },
+            "recall": rows,
+            "model_area_fraction_mean": round(float(np.mean(blurred_by_model)), 4),
+            "seconds": round(seconds, 1),
+            "threads": args.threads,
+            "misses": misses,
+            "model_misses": model_misses,
+            "per_frame": per_frame,
+        },
+    )
+    print(f"\nwrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
