@@ -7,7 +7,7 @@ DATA ?= ../shared/data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help setup system-deps test lint run db-start db-stop dataset train clean
+.PHONY: help setup system-deps test lint run db-start db-stop dataset train clean labelstudio-start labelstudio-stop adapt
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 
 setup: system-deps $(STAMP) ## Create .venv with everything needed to run and test (idempotent)
 
-test: setup ## Run the whole test suite against a project-local PostGIS
+test: setup ## Run the whole test suite against a project-local PostGIS and Label Studio
 	scripts/test.sh
 
 lint: setup ## ruff, and mypy on detector/ and datasets/
@@ -40,13 +40,28 @@ db-start: system-deps ## Start the project-local PostGIS (.pg/)
 db-stop: ## Stop it
 	scripts/devdb.sh stop
 
+labelstudio-start: ## Start the project-local Label Studio (installs it into .labelstudio/ first); prints its settings
+	scripts/labelstudio.sh start
+	@scripts/labelstudio.sh env
+
+labelstudio-stop: ## Stop it (its data stays in .labelstudio/data)
+	scripts/labelstudio.sh stop
+
 dataset: setup ## Build the training set from $(DATA) into data/rdd-cm
 	$(PY) -m datasets build --out data/rdd-cm --val-start 1300 $(DATA)/rdd2022
 
 train: dataset ## Train the shipped model's config (hours on 2 CPU cores)
 	$(PY) -m training train --data data/rdd-cm --config training/configs/yolov5nu-seeded-416.yaml
 
-clean: db-stop
+# Fine-tune the default model on a city's corrections (`python -m service labelstudio pull`) on the CPU;
+# promoted to default only if it scores higher on the corrections' held-out photos.
+CORRECTIONS ?= var/corrections
+BASE_DATA ?= data/rdd-cm
+EPOCHS ?= 10
+adapt: setup ## Fine-tune on $(CORRECTIONS) (+ $(BASE_DATA)) for $(EPOCHS) epochs; promote only if better
+	$(PY) -m training adapt --corrections $(CORRECTIONS) $(if $(wildcard $(BASE_DATA)/data.yaml),--base-data $(BASE_DATA)) --epochs $(EPOCHS)
+
+clean: db-stop labelstudio-stop
 	rm -rf .venv .pg .cache var
 
 run: setup ## Set up, start PostGIS, migrate, start a worker and the API (prints URL and demo token)

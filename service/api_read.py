@@ -18,7 +18,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from service.deps import SessionDep, ViewerDep
-from service.models import SITE_STATUSES, DamageSite, Frame, Observation
+from service.models import SITE_STATUSES, DamageSite, Frame, ModelVersion, Observation
 
 router = APIRouter(prefix="/api/v1", tags=["read"])
 CLASSES = ("D00", "D10", "D20", "D40")
@@ -205,8 +205,9 @@ def site_detail(site_id: str, session: SessionDep, user: ViewerDep) -> dict[str,
     site = get_site(session, site_id)
     feature = site_feature(site)
     rows = session.execute(
-        select(Observation, Frame)
+        select(Observation, Frame, ModelVersion.name)
         .join(Frame, Observation.frame_id == Frame.id)
+        .outerjoin(ModelVersion, ModelVersion.id == Observation.model_version_id)
         .where(Observation.site_id == site.id)
         .order_by(Frame.captured_at)
     ).all()
@@ -219,6 +220,7 @@ def site_detail(site_id: str, session: SessionDep, user: ViewerDep) -> dict[str,
             "distance_m": obs.distance_m,
             "size_m": obs.size_m,
             "model_version_id": obs.model_version_id,
+            "model_version": model_name,  # the model (manifest name@sha256 prefix) that produced it
             "frame": {
                 "id": frame.id,
                 "captured_at": frame.captured_at.isoformat() if frame.captured_at else None,
@@ -226,7 +228,7 @@ def site_detail(site_id: str, session: SessionDep, user: ViewerDep) -> dict[str,
                 "vehicle_id": frame.vehicle_id,
             },
         }
-        for obs, frame in rows
+        for obs, frame, model_name in rows
     ]
     return feature
 

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select, text
 from starlette.middleware.sessions import SessionMiddleware
 
-from service import api_read, api_upload, web
+from service import api_read, api_upload, labelstudio_webhook, web
 from service.db import make_engine, make_sessionmaker
 from service.jobs import make_app as make_jobs
 from service.models import Frame
@@ -88,4 +88,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     for router in web.routers():
         app.include_router(router)
+    app.include_router(labelstudio_webhook.router)  # Label Studio calls this when annotations change
     return app

@@ -1,4 +1,4 @@
-"""``python -m service <verb>``: migrate, serve, worker, vehicle add, user add, roads import."""
+"""``python -m service <verb>``: migrate, serve, worker, vehicle add, user add, roads import, labelstudio."""
 
 from __future__ import annotations
 
@@ -53,6 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     rsub = p.add_subparsers(dest="action", required=True)
     p = rsub.add_parser("import", help="import LineStrings with an 'importance' (0..1) property")
     p.add_argument("geojson", type=Path)
+    p = sub.add_parser("labelstudio", help="send frames to Label Studio for correction, fetch corrections")
+    lsub = p.add_subparsers(dest="action", required=True)
+    p = lsub.add_parser("push", help="send frames with the model's boxes as predictions (each frame once)")
+    p.add_argument("--limit", type=int, default=50, help="at most this many frames (default 50)")
+    p.add_argument(
+        "--strategy",
+        choices=["uncertain", "rejected", "random"],
+        default="uncertain",
+        help="uncertain: least certain detections first; rejected: sites staff rejected or relabelled",
+    )
+    lsub.add_parser("pull", help="fetch finished annotations as YOLO labels into DATA_DIR/corrections")
     args = parser.parse_args(argv)
     settings = _settings()
 
@@ -88,6 +99,19 @@ def main(argv: list[str] | None = None) -> int:
 
             with sessions() as session:
                 print(json.dumps(transparency_record(session, settings, ranking_config(settings)), indent=2))
+    elif args.command == "labelstudio":
+        from service import labelstudio
+        from service.db import make_engine, make_sessionmaker
+
+        if args.action == "push" and args.limit < 1:
+            parser.error("--limit must be at least 1")
+        sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=1))
+        with labelstudio.cli_errors():
+            if args.action == "push":
+                result = labelstudio.push(settings, sessions, limit=args.limit, strategy=args.strategy)
+            else:
+                result = labelstudio.pull(settings, sessions)
+        print(json.dumps(result))
     elif args.command in ("vehicle", "user", "roads", "demo"):
         from service.admin import run_admin
 

@@ -252,3 +252,32 @@ class WorkOrderEvent(Base):
     at: Mapped[datetime] = mapped_column(server_default=func.now())
     action: Mapped[str] = mapped_column(String(30))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+LABELSTUDIO_STRATEGIES = ("uncertain", "rejected", "random")
+
+
+class LabelStudioTask(Base):
+    """A frame sent to Label Studio for correction (at most once), and what came back.
+
+    A row exists only once Label Studio has created the task (``task_id``); ``split`` is the frame's fixed
+    place in the corrections folder (``valid`` is held out: never trained on).
+    """
+
+    __tablename__ = "labelstudio_task"
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(Integer)
+    task_id: Mapped[int] = mapped_column(BigInteger)
+    strategy: Mapped[str] = mapped_column(String(20))
+    sent_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The model whose boxes were sent as predictions (None: the frame had no detections to send).
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
+    annotation_id: Mapped[int | None] = mapped_column(BigInteger)
+    annotated_at: Mapped[datetime | None] = mapped_column()  # the annotation's updated_at in Label Studio
+    pulled_at: Mapped[datetime | None] = mapped_column()
+    split: Mapped[str | None] = mapped_column(String(10))
+    n_boxes: Mapped[int | None] = mapped_column(Integer)
+    __table_args__ = (
+        CheckConstraint(f"strategy IN {LABELSTUDIO_STRATEGIES}", name="labelstudio_task_strategy"),
+        Index("ux_labelstudio_task_task", "project_id", "task_id", unique=True),
+    )

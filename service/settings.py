@@ -64,6 +64,26 @@ class Settings(BaseSettings):
         "Art. 6(1)(e) GDPR with the municipality's road maintenance duty (Straßenbaulast, state road law)"
     )
 
+    # Label Studio (corrections of the model's boxes): `python -m service labelstudio push|pull`.
+    # scripts/labelstudio.sh starts a local one and prints these (`scripts/labelstudio.sh env`).
+    labelstudio_url: str | None = None
+    labelstudio_token: SecretStr | None = None
+    labelstudio_project: str = "Roadwatch corrections"
+    # The folder Label Studio serves local files from (its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT); it must
+    # contain image_dir. None: data_dir.
+    labelstudio_document_root: Path | None = None
+    # Share of corrected photos held out for evaluation (never trained on), chosen by their sha256.
+    labelstudio_holdout_percent: int = Field(20, ge=1, le=90)
+    # Webhook: Label Studio sends this in the X-Roadwatch-Webhook-Secret header (None: webhook off), to
+    # webhook_base_url + /api/v1/labelstudio/webhook (the service as Label Studio reaches it).
+    labelstudio_webhook_secret: SecretStr | None = None
+    labelstudio_webhook_base_url: str | None = None
+
+    @property
+    def corrections_dir(self) -> Path:
+        """Corrected photos as a YOLO source (data.yaml, train/ and held-out valid/)."""
+        return self.data_dir / "corrections"
+
     @property
     def image_dir(self) -> Path:
         """Anonymized images: the only images anyone sees."""

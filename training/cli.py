@@ -24,6 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="val")
     p.add_argument("--out", type=Path, help="folder for metrics.json, pr_curve.png, confusion_matrix.png")
     p.add_argument("--threads", type=int, default=2)
+    p = sub.add_parser("release", help="export, evaluate, record metrics, keep a stripped checkpoint")
+    p.add_argument("--weights", required=True, type=Path)
+    p.add_argument("--version", required=True)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--extra-data", type=Path, help="another dataset (other roads) to evaluate on")
+    p.add_argument("--calib", required=True, type=Path)
+    p.add_argument("--imgsz", type=int, default=416)
+    p.add_argument("--data-version", default="rdd2022-China_MotorBike-000000-001299")
     p = sub.add_parser("export", help="ONNX fp32 + int8 into weights/, checked, manifest updated")
     p.add_argument("--weights", required=True, type=Path, help="trained checkpoint (.pt)")
     p.add_argument("--name", default="roadwatch-yolov5nu")
@@ -39,6 +47,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", required=True, type=Path, help="classic YOLOv5n v6.1 COCO checkpoint (.pt)")
     p.add_argument("--out", type=Path, default=Path("weights/privacy-yolov5n-coco.onnx"))
     p.add_argument("--imgsz", type=int, default=640)
+    p = sub.add_parser(
+        "adapt",
+        help="fine-tune the default model on corrected photos (CPU); promote only if better on held-out ones",
+    )
+    p.add_argument("--corrections", required=True, type=Path, help="corrections folder (labelstudio pull)")
+    p.add_argument(
+        "--base-data",
+        type=Path,
+        action="append",
+        default=[],
+        help="training data to keep learning from: a built dataset or a source `datasets build` reads (repeatable)",
+    )
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument(
+        "--from",
+        dest="checkpoint",
+        type=Path,
+        help="PyTorch checkpoint to start from (default: the default model's, weights/<name>-<version>.pt)",
+    )
+    p.add_argument("--weights-dir", type=Path, help="folder with manifest.json (default: weights/)")
+    p.add_argument("--runs", type=Path, help="folder for adaptation runs (default: runs/adapt/)")
+    p.add_argument("--version", help="version of the new model (default: <old>-adapt<UTC time>)")
+    p.add_argument("--imgsz", type=int, help="default: the default model's input size")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr0", type=float, default=0.001)
+    p.add_argument("--freeze", type=int, help="freeze the first N layers")
+    p.add_argument(
+        "--base-limit", type=int, help="at most N base training images (default: 4x the corrections)"
+    )
+    p.add_argument(
+        "--min-gain", type=float, default=0.0, help="promote only if mAP50 rises by more than this"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "train":
@@ -62,6 +102,21 @@ def main(argv: list[str] | None = None) -> int:
             write_report(metrics, args.out)
         print(summary_table(metrics), file=sys.stderr)
         print(json.dumps({k: v for k, v in metrics.items() if k not in ("pr_curves", "confusion")}))
+    elif args.command == "release":
+        import json
+
+        from training.release import release
+
+        report = release(
+            args.weights,
+            args.version,
+            args.data,
+            args.calib,
+            args.extra_data,
+            imgsz=args.imgsz,
+            data_version=args.data_version,
+        )
+        print(json.dumps(report))
     elif args.command == "export":
         import json
 
@@ -80,6 +135,44 @@ def main(argv: list[str] | None = None) -> int:
         )
         for entry in entries:
             print(json.dumps(entry))
+    elif args.command == "adapt":
+        import json
+        import sys
+
+        from detector.manifest import WEIGHTS_DIR
+        from training.adapt import AdaptError, AdaptOptions, adapt
+
+        if args.epochs < 1:
+            parser.error("--epochs must be at least 1")
+        options = AdaptOptions(
+            epochs=args.epochs,
+            imgsz=args.imgsz,
+            batch=args.batch,
+            lr0=args.lr0,
+            freeze=args.freeze,
+            base_limit=args.base_limit,
+            min_gain=args.min_gain,
+        )
+        try:
+            report = adapt(
+                args.corrections,
+                args.base_data,
+                args.checkpoint,
+                options,
+                weights_dir=args.weights_dir or WEIGHTS_DIR,
+                runs_dir=args.runs,
+                version=args.version,
+            )
+        except AdaptError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        verdict = "PROMOTED to default" if report["promoted"] else "not promoted (not better), listed"
+        print(
+            f"held-out mAP50 ({report['holdout']['images']} photos): {report['old']['name']} "
+            f"{report['old']['map50']:.4f} -> {report['new']['name']} {report['new']['map50']:.4f}: {verdict}",
+            file=sys.stderr,
+        )
+        print(json.dumps(report))
     elif args.command == "privacy-model":
         import json
 
