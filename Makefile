@@ -7,7 +7,7 @@ DATA ?= ../shared/data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help setup system-deps test lint run db-start db-stop dataset train clean labelstudio-start labelstudio-stop adapt
+.PHONY: help setup system-deps test lint run db-start db-stop dataset train release bench clean labelstudio-start labelstudio-stop adapt
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -60,6 +60,22 @@ BASE_DATA ?= data/rdd-cm
 EPOCHS ?= 10
 adapt: setup ## Fine-tune on $(CORRECTIONS) (+ $(BASE_DATA)) for $(EPOCHS) epochs; promote only if better
 	$(PY) -m training adapt --corrections $(CORRECTIONS) $(if $(wildcard $(BASE_DATA)/data.yaml),--base-data $(BASE_DATA)) --epochs $(EPOCHS)
+
+RUN ?= runs/yolov5nu-seeded-416
+VERSION ?= v1
+release: setup ## Export $(RUN)'s best checkpoint as model $(VERSION): fp32 + int8, evaluated, in weights/
+	$(PY) -m datasets build --quiet --out data/rf $(DATA)/roboflow-road-crack >/dev/null
+	$(PY) -m training release --weights $(RUN)/weights/best.pt --version $(VERSION) --data data/rdd-cm \
+		--extra-data data/rf --calib data/rdd-cm/images/train
+
+bench: setup ## All benchmarks (minutes; run on a quiet machine): tables on stdout, numbers in bench/results/
+	$(PY) bench/detector.py data/rdd-cm/images/val --weights $$(ls weights/*-fp32.onnx | tail -1) \
+		--int8 $$(ls weights/*-int8.onnx | tail -1) --pt $(RUN)/weights/best.pt --threads 1
+	$(PY) bench/association.py
+	$(PY) bench/service.py throughput
+	$(PY) bench/service.py read
+	$(PY) bench/anonymized_map.py --weights $$(ls weights/*-fp32.onnx | tail -1) --data data/rdd-cm
+	$(PY) bench/privacy_audit.py $(DATA)
 
 clean: db-stop labelstudio-stop
 	rm -rf .venv .pg .cache var
