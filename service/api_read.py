@@ -108,7 +108,7 @@ def list_sites(
     user: ViewerDep,
     filters: Annotated[SiteFilter, Depends()],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,  # PostgreSQL's OFFSET is a bigint
 ) -> dict[str, Any]:
     query = filters.apply(select(DamageSite))
     total = session.scalar(filters.apply(select(func.count()).select_from(DamageSite)))
@@ -237,7 +237,7 @@ def site_detail(site_id: str, session: SessionDep, user: ViewerDep) -> dict[str,
 def frame_image(
     frame_id: int, request: Request, session: SessionDep, user: ViewerDep, boxes: bool = False
 ) -> Response:
-    frame = session.get(Frame, frame_id)
+    frame = session.get(Frame, frame_id) if 0 < frame_id < 2**63 else None  # bigint ids
     if frame is None:
         raise HTTPException(404, f"no frame {frame_id}")
     if frame.image_deleted_at is not None:

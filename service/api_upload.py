@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
@@ -20,6 +21,18 @@ from service.models import Frame
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["upload"])
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (PostgreSQL refuses them in the batch's stored metadata)."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as inf, which would be stored as Infinity
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 async def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
@@ -46,13 +59,15 @@ async def upload_batch(
     meta: dict[str, Any] = {}
     if metadata:
         try:
-            meta = json.loads(metadata)
-        except json.JSONDecodeError as exc:
+            meta = json.loads(metadata, parse_constant=_reject_constant, parse_float=_finite_float)
+        except (json.JSONDecodeError, ValueError) as exc:
             raise HTTPException(422, f"metadata is not valid JSON: {exc}") from exc
         if not isinstance(meta, dict):
             raise HTTPException(422, "metadata must be a JSON object")
     try:
         clock_offset = float(meta.get("clock_offset_s", 0.0))
+        if not math.isfinite(clock_offset):
+            raise ValueError(clock_offset)
     except (TypeError, ValueError) as exc:
         raise HTTPException(422, "metadata.clock_offset_s must be a number of seconds") from exc
     per_image = meta.get("images", {})

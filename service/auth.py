@@ -50,6 +50,8 @@ def add_user(session: Session, username: str, password: str, role: str) -> User:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     if len(password) < 10:
         raise ValueError("password must have at least 10 characters")
+    if not username or len(username) > 200 or "\x00" in username:
+        raise ValueError("username must have 1 to 200 characters and no NUL")
     if session.scalar(select(User).where(User.username == username)):
         raise ValueError(f"a user named {username!r} exists already")
     user = User(username=username, password_hash=_hasher.hash(password), role=role)
@@ -59,7 +61,12 @@ def add_user(session: Session, username: str, password: str, role: str) -> User:
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
-    user = session.scalar(select(User).where(User.username == username, User.active))
+    # PostgreSQL text cannot hold NUL: such a name matches no user (and must not reach the query).
+    user = (
+        None
+        if "\x00" in username
+        else session.scalar(select(User).where(User.username == username, User.active))
+    )
     if user is None:
         _hasher.hash(password)  # same work whether or not the user exists
         return None

@@ -81,9 +81,7 @@ def decide(
     site = lock_site(session, site.id)
     if action not in ACTIONS:
         raise DecisionError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}", 422)
-    reason = (reason or "").strip() or None
-    if reason and len(reason) > MAX_REASON:
-        raise DecisionError(f"reason must have at most {MAX_REASON} characters", 422)
+    reason = _clean(reason, "reason", MAX_REASON)
     if action in REASON_REQUIRED and not reason:
         raise DecisionError(f"{action} needs a reason", 422)
     sources, target = ACTIONS[action]
@@ -140,6 +138,8 @@ def _clean(value: str | None, name: str, limit: int, required: bool = False) -> 
         raise DecisionError(f"{name} is required", 422)
     if value and len(value) > limit:
         raise DecisionError(f"{name} must have at most {limit} characters", 422)
+    if value and "\x00" in value:  # PostgreSQL text cannot hold NUL
+        raise DecisionError(f"{name} must not contain NUL characters", 422)
     return value
 
 
@@ -180,6 +180,7 @@ def add_sites(session: Session, order: WorkOrder, user: User, sites: Iterable[Da
     for site in sites:
         if site.id in present:
             continue
+        site = lock_site(session, site.id)  # two orders (or an order and a decision) at once
         if site.status not in SCHEDULABLE:
             raise DecisionError(
                 f"site {site.public_id} is {site.status}: only {', '.join(SCHEDULABLE)} sites"

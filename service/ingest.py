@@ -111,10 +111,10 @@ def ingest_image(
         fix, source = exif.fix, "exif"
         if fix is None:
             fix, source = _metadata_fix(image_meta, captured_at), "metadata"
-    except (ValueError, TypeError) as exc:
+        if fix is None and track and captured_at is not None:
+            fix, source = interpolate(track, captured_at, track_max_gap_s, clock_offset_s), "track"
+    except (ValueError, TypeError, OverflowError) as exc:  # Overflow: a time or offset beyond year 1..9999
         return ImageResult(filename, "rejected", digest, reason=f"invalid metadata: {exc}")
-    if fix is None and track and captured_at is not None:
-        fix, source = interpolate(track, captured_at, track_max_gap_s, clock_offset_s), "track"
     if fix is None:
         source = "none"
     originals.put(digest, data)  # fsynced before the row that points at it is committed
@@ -122,7 +122,7 @@ def ingest_image(
         sha256=digest,
         vehicle_id=vehicle.id,
         batch_id=batch_id,
-        filename=filename[:500],
+        filename=filename.replace("\x00", "\ufffd")[:500],  # PostgreSQL text cannot hold NUL
         captured_at=captured_at or (fix.time if fix else None),
         position=point(fix.lat, fix.lon) if fix else None,
         location_source=source,

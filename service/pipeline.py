@@ -99,9 +99,11 @@ def drive_offset(session: Session, frame: Frame) -> tuple[float, float] | None:
     return combine_offsets([(e, n) for e, n in rows])
 
 
-def _fail(ctx: WorkerContext, frame_id: int, message: str) -> str:
+def _fail(ctx: WorkerContext, frame_id: int, message: str, unless_anonymized: bool = False) -> str:
     with transaction(ctx.sessions) as session:
         frame = session.get(Frame, frame_id, with_for_update=True)
+        if frame is not None and unless_anonymized and frame.anonymized_at is not None:
+            return frame.status  # another job for this frame stored the copy and deleted the upload
         if frame is not None and frame.status in ("queued", "no_location"):
             frame.status, frame.error = "failed", message
     return "failed"
@@ -119,7 +121,7 @@ def anonymize_frame(
     try:
         original = decode_image(ctx.originals.get(sha256), ctx.settings.max_pixels)
     except (ImageError, FileNotFoundError, ValueError) as exc:
-        _fail(ctx, frame_id, f"cannot read the uploaded image: {exc}")
+        _fail(ctx, frame_id, f"cannot read the uploaded image: {exc}", unless_anonymized=True)
         return None
     config = replace(
         ctx.privacy_config, horizon=horizon if horizon is not None else ctx.privacy_config.horizon

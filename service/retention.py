@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.models import Frame
@@ -26,7 +26,7 @@ def enforce_retention(
     now: datetime | None = None,
     batch: int = 500,
 ) -> int:
-    """Delete the images of frames captured (or, without a time, received) more than ``days`` ago."""
+    """Delete the images of frames captured or received (the earlier) more than ``days`` ago."""
     if days <= 0:
         return 0
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
@@ -37,9 +37,9 @@ def enforce_retention(
                 select(Frame)
                 .where(
                     Frame.image_key.is_not(None),
-                    or_(
-                        Frame.captured_at < cutoff, Frame.captured_at.is_(None) & (Frame.created_at < cutoff)
-                    ),
+                    # The earlier of capture and upload time: a camera clock set in the future must
+                    # not keep an image for ever.
+                    func.least(func.coalesce(Frame.captured_at, Frame.created_at), Frame.created_at) < cutoff,
                 )
                 .order_by(Frame.id)
                 .limit(batch)

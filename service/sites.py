@@ -100,6 +100,8 @@ def add_observation(
     Sightings (distinct frames) are counted by the caller, which knows the frame.
     """
     weight = confidence / (1.0 + (distance_m or 10.0) / 10.0)  # near, sure sightings count more
+    if site is not None:  # re-read under a row lock: staff may have decided on it meanwhile
+        session.refresh(site, with_for_update=True)
     if site is None:
         site = DamageSite(
             class_name=class_name,

@@ -25,6 +25,7 @@ class ImageStore:
         """Store ``data`` under ``key`` durably; storing the same key again is a no-op."""
         target = self.path(key)
         if target.exists() and target.stat().st_size == len(data):
+            os.utime(target)  # in use again: the janitor's age test for orphaned uploads starts over
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")

@@ -196,7 +196,9 @@ def test_retention_deletes_old_images_and_keeps_everything_else(client, vehicle_
         keys = {f.id: f.image_key for f in s.scalars(select(Frame))}
         n_obs = s.scalar(select(func.count()).select_from(Observation))
         n_sites = s.scalar(select(func.count()).select_from(DamageSite))
-    now = T0 + timedelta(days=300)
+    # Uploaded today; retention counts from the earlier of capture and upload: the old frame was
+    # captured on T0 (Sept 2026), the new one is dated 2027 and uploaded today: only the old one goes.
+    now = datetime.now(UTC) + timedelta(days=100)
     assert enforce_retention(ctx.sessions, ctx.store, days=180, now=now) == 1
     assert not ctx.store.path(keys[old]).exists() and ctx.store.path(keys[new]).exists()
     with ctx.sessions() as s:
@@ -223,3 +225,63 @@ def test_janitor_deletes_uploads_left_by_a_crash(client, vehicle_token, ctx) -> 
     assert sweep_originals(ctx.sessions, ctx.originals) == 1
     assert not ctx.originals.path(sha).exists()
     assert ctx.originals.path(pending_sha).exists()  # not anonymized yet: kept
+
+
+def test_a_second_job_after_the_upload_is_gone_does_not_fail_the_frame(client, vehicle_token, ctx) -> None:  # type: ignore[no-untyped-def]
+    # Two jobs for one frame (the upload's defer after the janitor's): job A stores the copy and deletes
+    # the upload; job B, which read the frame before A committed, finds no upload. It must not mark the
+    # frame failed (A's detections would then be thrown away).
+    from service.pipeline import anonymize_frame
+
+    frame_id = upload(client, vehicle_token, "a.jpg", gps_jpeg(LAT, LON, T0, heading=0.0, seed=15))
+    with ctx.sessions() as s:
+        sha = s.get(Frame, frame_id).sha256
+    assert anonymize_frame(ctx, frame_id, sha, None) is not None  # job A
+    assert anonymize_frame(ctx, frame_id, sha, None) is None  # job B, with its stale read
+    with ctx.sessions() as s:
+        frame = s.get(Frame, frame_id)
+        assert frame.status == "queued" and frame.error is None
+    assert process_frame(ctx, frame_id) == "done"
+
+
+def test_janitor_deletes_orphaned_uploads_and_temporary_files(client, vehicle_token, ctx) -> None:  # type: ignore[no-untyped-def]
+    # A request that died between storing the upload and committing its row (or whose row the database
+    # refused) left a photo nobody would ever delete.
+    import os
+    import time
+
+    from service.jobs import ORPHAN_UPLOAD_AGE_S, sweep_originals
+
+    pending = upload(client, vehicle_token, "b.jpg", gps_jpeg(LAT, LON, T0, heading=0.0, seed=16))
+    with ctx.sessions() as s:
+        pending_sha = s.get(Frame, pending).sha256
+    old = time.time() - ORPHAN_UPLOAD_AGE_S - 60
+    orphan = ctx.originals.put("a" * 64, b"raw photo")
+    recent = ctx.originals.put("b" * 64, b"raw photo, still being committed")
+    tmp = orphan.parent / ".tmp-crashed"
+    tmp.write_bytes(b"half a photo")
+    for path in (orphan, tmp, ctx.originals.path(pending_sha)):
+        os.utime(path, (old, old))
+    assert sweep_originals(ctx.sessions, ctx.originals) == 2
+    assert not orphan.exists() and not tmp.exists()
+    assert recent.exists()  # too young: its request may be committing now
+    assert ctx.originals.path(pending_sha).exists()  # has a frame, not anonymized yet: kept however old
+    # Storing the same bytes again makes the file young again (a re-upload of an orphan is committing).
+    os.utime(recent, (old, old))
+    ctx.originals.put("b" * 64, b"raw photo, still being committed")
+    assert sweep_originals(ctx.sessions, ctx.originals) == 0 and recent.exists()
+
+
+def test_retention_goes_by_upload_time_when_the_camera_clock_is_in_the_future(
+    client, vehicle_token, ctx
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from service.retention import enforce_retention
+
+    future = datetime(2099, 1, 1, tzinfo=UTC)
+    frame_id = upload(client, vehicle_token, "f.jpg", gps_jpeg(LAT, LON, future, heading=0.0, seed=15))
+    assert process_frame(ctx, frame_id) == "done", ctx.sessions().get(Frame, frame_id).error
+    # Uploaded "now"; a year and a day later the image must go, whatever the camera said.
+    later = datetime.now(UTC) + timedelta(days=366)
+    assert enforce_retention(ctx.sessions, ctx.store, days=365, now=later) == 1

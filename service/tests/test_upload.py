@@ -175,3 +175,75 @@ def test_bad_track_is_a_clear_error(client, vehicle_token) -> None:  # type: ign
         headers=auth(vehicle_token),
     )
     assert r.status_code == 422 and r.json()["detail"].startswith("track:")
+
+
+def test_out_of_range_metadata_is_refused_not_a_server_error(client, app, vehicle_token) -> None:  # type: ignore[no-untyped-def]
+    # NaN/Infinity are not JSON: the batch's metadata could not be stored (was a 500).
+    nan = client.post(
+        "/api/v1/batches",
+        files=files(("a.jpg", gps_jpeg(None, None, None, seed=40))),
+        data={"metadata": '{"clock_offset_s": NaN}'},
+        headers=auth(vehicle_token),
+    )
+    assert nan.status_code == 422 and "NaN" in nan.json()["detail"]
+    huge = client.post(
+        "/api/v1/batches",
+        files=files(("a.jpg", gps_jpeg(None, None, None, seed=40))),
+        data={"metadata": '{"odometer": 1e400}'},
+        headers=auth(vehicle_token),
+    )
+    assert huge.status_code == 422 and "out of range" in huge.json()["detail"]
+    inf = client.post(
+        "/api/v1/batches",
+        files=files(("a.jpg", gps_jpeg(None, None, None, seed=40))),
+        data={"metadata": json.dumps({"clock_offset_s": "inf"})},
+        headers=auth(vehicle_token),
+    )
+    assert inf.status_code == 422 and "clock_offset_s" in inf.json()["detail"]
+    # Times or offsets beyond year 1..9999 reject the image (were an OverflowError, 500).
+    track = (
+        b'<?xml version="1.0"?><gpx version="1.1" creator="t"><trk><trkseg>'
+        b'<trkpt lat="52.5" lon="13.4"><time>2024-01-01T00:00:00Z</time></trkpt>'
+        b'<trkpt lat="52.5001" lon="13.4"><time>2024-01-01T00:00:10Z</time></trkpt>'
+        b"</trkseg></trk></gpx>"
+    )
+    meta = {
+        "clock_offset_s": 1e300,
+        "images": {
+            "far.jpg": {"captured_at": "2024-01-01T00:00:05Z"},
+            "late.jpg": {"captured_at": "9999-12-31T23:59:59-23:59", "lat": LAT, "lon": LON},
+        },
+    }
+    r = client.post(
+        "/api/v1/batches",
+        files=[
+            *files(
+                ("far.jpg", gps_jpeg(None, None, None, seed=41)),
+                ("late.jpg", gps_jpeg(None, None, None, seed=42)),
+            ),
+            ("track", ("t.gpx", track, "application/gpx+xml")),
+        ],
+        data={"metadata": json.dumps(meta)},
+        headers=auth(vehicle_token),
+    )
+    assert r.status_code == 422, r.text
+    assert [(i["status"], "invalid metadata" in i["reason"]) for i in r.json()["images"]] == [
+        ("rejected", True),
+        ("rejected", True),
+    ]
+
+
+def test_nul_in_a_file_name_is_stored_replaced(client, app, vehicle_token) -> None:  # type: ignore[no-untyped-def]
+    # PostgreSQL text cannot hold NUL: the insert failed (500) and left the upload on disk with no frame.
+    body = (
+        b'--XX\r\nContent-Disposition: form-data; name="images"; filename="a\x00b.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n" + gps_jpeg(LAT, LON, T0, seed=43) + b"\r\n--XX--\r\n"
+    )
+    r = client.post(
+        "/api/v1/batches",
+        content=body,
+        headers={**auth(vehicle_token), "Content-Type": "multipart/form-data; boundary=XX"},
+    )
+    assert r.status_code == 202, r.text
+    with app.state.sessions() as s:
+        assert s.scalar(select(Frame.filename)) == "a\ufffdb.jpg"

@@ -268,3 +268,21 @@ def test_session_secret_is_generated_once(tmp_path) -> None:  # type: ignore[no-
         database_url="postgresql+psycopg://x@/y", data_dir=tmp_path / "v2", session_secret="s" * 40
     )
     assert session_secret(configured) == "s" * 40 and not (tmp_path / "v2" / "session_secret").exists()
+
+
+def test_bad_input_on_pages_is_not_a_500(client, staff, sites) -> None:  # type: ignore[no-untyped-def]
+    token = csrf_of(client.get("/login").text)
+    form = {"username": "admin\x00", "password": "correct horse battery", "csrf_token": token}
+    assert client.post("/login", data=form).status_code == 401  # NUL: no such user, no database error
+    login(client, *staff["admin"])
+    assert client.get("/sites?seen_to=9999-12-31").status_code == 200  # date.max + 1 day overflowed
+    assert client.get(f"/sites?page_no={10**22}").status_code == 200
+    assert client.get(f"/orders/{10**22}").status_code == 404
+    token = csrf_of(client.get("/admin/users").text)
+    r = client.post(f"/admin/users/{10**22}", data={"csrf_token": token, "role": "viewer"})
+    assert r.status_code == 404
+    r = client.post(
+        "/admin/users",
+        data={"csrf_token": token, "username": "an\x00na", "password": "lang genug 123", "role": "viewer"},
+    )
+    assert r.status_code == 200 and "no NUL" in r.text

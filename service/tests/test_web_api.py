@@ -82,6 +82,13 @@ def test_work_orders_api(client, staff, sites) -> None:  # type: ignore[no-untyp
     again = client.post("/api/v1/work-orders", json={"title": "y", "sites": ids[:1]}, auth=rev)
     assert again.status_code == 409
     oid = order["id"]
+    # A title a spreadsheet would run as a formula is exported as text.
+    formula = client.patch(f"/api/v1/work-orders/{oid}", json={"title": '=HYPERLINK("x")'}, auth=rev)
+    assert formula.status_code == 200
+    exported = next(
+        csv.DictReader(io.StringIO(client.get(f"/api/v1/work-orders/{oid}/sites.csv", auth=rev).text))
+    )
+    assert exported["order_title"] == '\'=HYPERLINK("x")'
     r = client.patch(f"/api/v1/work-orders/{oid}", json={"crew": "Kolonne Süd"}, auth=rev)
     assert r.json()["status"] == "assigned" and r.json()["crew"] == "Kolonne Süd"
     assert client.patch(f"/api/v1/work-orders/{oid}", json={"status": "bogus"}, auth=rev).status_code == 422
@@ -119,3 +126,21 @@ def test_work_orders_api(client, staff, sites) -> None:  # type: ignore[no-untyp
     assert [o["id"] for o in client.get("/api/v1/work-orders?status=done", auth=staff["viewer"]).json()] == [
         oid
     ]
+
+
+def test_bad_input_is_a_client_error_not_a_500(client, staff, sites) -> None:  # type: ignore[no-untyped-def]
+    rev, big = staff["reviewer"], 10**22
+    # NUL (PostgreSQL text cannot hold it) in a Basic user name: not logged in, not a database error.
+    assert client.get("/api/v1/sites", auth=("rev\x00iewer", "x")).status_code == 401
+    # Ids beyond the integer columns, offsets beyond bigint: 404 / 422, not a database error.
+    assert client.get(f"/api/v1/frames/{big}/image", auth=rev).status_code == 404
+    assert client.get(f"/api/v1/work-orders/{big}", auth=rev).status_code == 404
+    assert client.get(f"/api/v1/sites?offset={big}", auth=rev).status_code == 422
+    assert client.get("/api/v1/work-orders?status=new%00", auth=rev).status_code == 422
+    site = next(s for s in sites if s.status == "open")
+    r = client.post(
+        f"/api/v1/sites/{site.public_id}/decisions", json={"action": "reject", "reason": "a\x00b"}, auth=rev
+    )
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    r = client.post("/api/v1/work-orders", json={"title": "a\x00", "sites": [str(site.public_id)]}, auth=rev)
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]

@@ -103,7 +103,7 @@ def user_update(
     if role not in ROLES:
         raise HTTPException(422, f"role must be one of {', '.join(ROLES)}")
     with transaction(request.app.state.sessions) as session:
-        target = session.get(User, user_id)
+        target = session.get(User, user_id) if 0 < user_id < 2**31 else None
         if target is None:
             raise HTTPException(404, f"no user {user_id}")
         target.role, target.active = role, active == "1"

@@ -128,6 +128,8 @@ def post_decision(site_id: str, body: DecisionIn, request: Request, user: Review
 @router.get("/work-orders", summary="Work orders, newest first")
 def list_orders(session: SessionDep, user: ViewerDep, status: str | None = None) -> list[dict[str, Any]]:
     query = select(WorkOrder).order_by(WorkOrder.id.desc())
+    if status and status not in WORK_ORDER_STATUSES:
+        raise HTTPException(422, f"status must be one of {', '.join(WORK_ORDER_STATUSES)}")
     if status:
         query = query.where(WorkOrder.status == status)
     return [order_json(session, o) for o in session.scalars(query)]

@@ -103,7 +103,7 @@ class WebSiteFilter:
             query = query.where(DamageSite.priority <= self.priority_max)
         if self.seen_from is not None:  # days in the municipality's time zone
             query = query.where(DamageSite.last_seen >= datetime.combine(self.seen_from, time(), self.tz))
-        if self.seen_to is not None:
+        if self.seen_to is not None and self.seen_to < date.max:  # date.max + 1 day overflows: no bound
             end = datetime.combine(self.seen_to + timedelta(days=1), time(), self.tz)
             query = query.where(DamageSite.last_seen < end)
         if self.bbox:
@@ -129,13 +129,20 @@ class WebSiteFilter:
         return urlencode(self.params() + [(k, str(v)) for k, v in extra.items()])
 
 
+def _no_formula(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula (starting with = + - @) gets a leading quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def csv_response(rows: Iterable[dict[str, Any]], fields: list[str], filename: str) -> StreamingResponse:
     def chunks() -> Iterator[str]:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fields, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow(row)
+            writer.writerow({k: _no_formula(v) for k, v in row.items()})
             yield buf.getvalue()
             buf.seek(0)
             buf.truncate()

@@ -33,7 +33,8 @@ ORDER_FIELDS = ["order_id", "order_title", "crew", "order_status", "order_positi
 
 
 def get_order(session: Session, order_id: int) -> WorkOrder:
-    order = session.get(WorkOrder, order_id)
+    # Ids are PostgreSQL integers: a larger number would be a database error (500), not "no such order".
+    order = session.get(WorkOrder, order_id) if 0 < order_id < 2**31 else None
     if order is None:
         raise HTTPException(404, f"no work order {order_id}")
     return order

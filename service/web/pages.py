@@ -54,7 +54,7 @@ def home(user: ViewerDep) -> Response:
 def sites_page(
     request: Request, session: SessionDep, user: ViewerDep, filters: FilterDep, page_no: int = 1
 ) -> Response:
-    page_no = max(page_no, 1)
+    page_no = min(max(page_no, 1), 10**9)  # the offset must stay a bigint
     total = session.scalar(filters.apply(select(func.count()).select_from(DamageSite))) or 0
     sites = session.scalars(
         ranked(filters.apply(select(DamageSite))).limit(PAGE_SIZE).offset((page_no - 1) * PAGE_SIZE)
