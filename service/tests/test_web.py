@@ -226,10 +226,15 @@ def catalog_dir():  # type: ignore[no-untyped-def]
 
 
 def test_transparency_page(client, staff) -> None:  # type: ignore[no-untyped-def]
+    from detector.manifest import load_manifest
+
     page = client.get("/about", auth=staff["viewer"]).text
-    assert "roadwatch-yolov5nu-v0-fp32" in page and "416 × 416 Pixel" in page
+    assert load_manifest()["default"] in page and "416 × 416 Pixel" in page
     assert "Was es nicht kann" in page and "Menschen entscheiden" in page
-    assert "INTERIM" in page  # the model card, rendered
+    assert "road-damage model" in page  # the model card, rendered
+    # The transparency and processing record, with its JSON twin.
+    assert "Transparenz- und Verarbeitungsverzeichnis" in page and 'href="/api/v1/transparency"' in page
+    assert "Rechtsgrundlage" in page and "Art. 6(1)(e) GDPR" in page and "Bilder 365 Tage" in page
     assert client.get("/about", follow_redirects=False).status_code == 303
 
 

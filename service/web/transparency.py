@@ -16,6 +16,7 @@ from service.decisions import CLASSES
 from service.deps import SessionDep, ViewerDep
 from service.models import ModelVersion
 from service.runtime import ranking_config
+from service.transparency import transparency_record
 from service.web.render import WebRoute, page
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -91,6 +92,7 @@ def model_in_use(request: Request) -> dict[str, Any]:
 def about(request: Request, session: SessionDep, user: ViewerDep) -> Response:
     versions = session.scalars(select(ModelVersion).order_by(ModelVersion.created_at.desc())).all()
     config = ranking_config(request.app.state.settings)
+    record = transparency_record(session, request.app.state.settings, config)
     return page(
         request,
         "about.html",
@@ -99,5 +101,6 @@ def about(request: Request, session: SessionDep, user: ViewerDep) -> Response:
         versions=versions,
         ranking=config,
         weights=config.weights(),
+        record=record,
         **model_in_use(request),
     )
