@@ -124,6 +124,7 @@ class Detector:
                             (float(b[0]), float(b[1]), float(b[2]), float(b[3])),
                         )
                         for b, s, c in zip(src, scores[keep], classes[keep], strict=True)
+                        if b[2] > b[0] and b[3] > b[1]  # wholly in the padding: nothing of the image
                     ]
                 )
         return results

@@ -96,3 +96,11 @@ def test_head_width_must_match_class_count(tmp_path: Path) -> None:
 def test_detection_is_validated(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="must"):
         Detection(**kwargs)
+
+
+def test_boxes_wholly_in_the_padding_are_dropped(constant_model: Callable[..., Path]) -> None:
+    # A 128x64 source is padded 16 px above and below in the 64 px input: a box in rows 3..7 shows
+    # nothing of the image.
+    det = Detector.from_path(constant_model([(32, 5, 4, 4, 0, 0.9), (32, 32, 4, 4, 1, 0.8)]))
+    found = det.predict(np.zeros((64, 128, 3), np.uint8))
+    assert [d.class_id for d in found] == [1]
