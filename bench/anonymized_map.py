@@ -56,7 +56,7 @@ def main() -> int:
     mean_share = sum(blurred_share) / max(len(blurred_share), 1)
     print(f"\nmean share of each image inside person/vehicle boxes: {mean_share:.1%}; horizon {args.horizon}")
     path = write_result(
-        "anonymized_map",
+        f"anonymized_map-horizon-{args.horizon}",
         {
             "weights": args.weights.name,
             "split": args.split,

@@ -89,3 +89,39 @@ def test_rescore_all_lowers_priority_of_old_sites(session: Session, clean_db: st
     assert rescore_all(make_sessionmaker(make_engine(clean_db)), DEFAULT_CONFIG) == 1
     session.expire_all()
     assert session.get(type(site), site.id).priority < before
+
+
+def test_imported_road_importance_raises_priority(session: Session, clean_db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from service.admin import import_roads
+
+    lat2, lon2 = shift(LAT, LON, 200, 0)
+    roads = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": "Hauptstraße", "importance": 1.0},
+                "geometry": {"type": "LineString", "coordinates": [[LON, LAT], [lon2, lat2]]},
+            },
+        ],
+    }
+    path = tmp_path / "roads.geojson"
+    path.write_text(json.dumps(roads))
+    quiet = frame(session, [det(0, 40, (100, 500, 200, 560))]).sites[0]  # 40 m off the road
+    session.commit()
+    assert quiet.road_importance is None
+    assert import_roads(make_sessionmaker(make_engine(clean_db)), path) == 1
+    busy = frame(session, [det(50, 2, (100, 500, 200, 560))]).sites[0]  # 2 m from the road
+    assert busy.road_importance == 1.0
+    assert "road" in busy.score_components["components"]
+    assert busy.priority > quiet.priority
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(
+        json.dumps(
+            {"features": [{"properties": {"importance": 3}, "geometry": roads["features"][0]["geometry"]}]}
+        )
+    )
+    with pytest.raises(ValueError, match=r"importance must be in 0\.\.1"):
+        import_roads(make_sessionmaker(make_engine(clean_db)), bad)
