@@ -291,3 +291,10 @@ def test_bad_input_on_pages_is_not_a_500(client, staff, sites) -> None:  # type:
         data={"csrf_token": token, "username": "an\x00na", "password": "lang genug 123", "role": "viewer"},
     )
     assert r.status_code == 200 and "no NUL" in r.text
+
+
+def test_model_card_list_items_may_continue_on_indented_lines() -> None:
+    from service.web.transparency import markdown
+
+    html = str(markdown("- **one** item\n  goes on here\n- two\n\nafter"))
+    assert html == "<ul>\n<li><strong>one</strong> item goes on here</li>\n<li>two</li>\n</ul>\n<p>after</p>"

@@ -30,13 +30,23 @@ def _inline(text: str) -> str:
 
 
 def markdown(text: str, top: int = 2) -> Markup:
-    """The small Markdown subset of model cards (headings, paragraphs, lists, code, emphasis), escaped."""
+    """The small Markdown subset of model cards (headings, paragraphs, lists, code, emphasis), escaped.
+
+    A list item may continue on indented lines; it stays one ``<li>``.
+    """
     out: list[str] = []
     para: list[str] = []
+    item: list[str] = []
     in_list = False
+
+    def end_item() -> None:
+        if item:
+            out.append("<li>" + _inline(" ".join(item)) + "</li>")
+            item.clear()
 
     def close() -> None:
         nonlocal in_list
+        end_item()
         if para:
             out.append("<p>" + _inline(" ".join(para)) + "</p>")
             para.clear()
@@ -51,16 +61,21 @@ def markdown(text: str, top: int = 2) -> Markup:
             close()
             level = min(len(heading.group(1)) + top - 1, 6)
             out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
-        elif re.match(r"^[-*]\s+", stripped):
+        elif re.match(r"^[-*]\s+", stripped) and not line[:1].isspace():
             if para:
                 close()
+            end_item()
             if not in_list:
                 out.append("<ul>")
                 in_list = True
-            out.append("<li>" + _inline(re.sub(r"^[-*]\s+", "", stripped)) + "</li>")
+            item.append(re.sub(r"^[-*]\s+", "", stripped))
         elif not stripped:
             close()
+        elif in_list and line[:1].isspace():
+            item.append(stripped)  # the current item goes on
         else:
+            if in_list:
+                close()
             para.append(stripped)
     close()
     return Markup("\n".join(out))
