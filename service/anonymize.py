@@ -1,7 +1,7 @@
 """Irreversible anonymisation of dashcam frames, before any image is stored or shown (GDPR).
 
 Faces and number plates belong to people and vehicles, so the privacy model
-(``weights/privacy-yolov5n-coco.onnx``, see ``weights/PRIVACY_MODEL.md``) finds whole persons,
+(``weights/privacy-persons-vehicles.onnx``, see ``weights/PRIVACY_MODEL.md``) finds whole persons,
 bicycles, cars, motorcycles, buses and trucks; each box is grown by a margin and destroyed (pixelated
 to a coarse grid, then blurred). As a second layer everything above a horizon row is destroyed too:
 only the road matters, and pedestrians, cars and house fronts in the distance sit up there.
@@ -24,7 +24,7 @@ from detector import Detector, ModelError
 from detector.manifest import WEIGHTS_DIR
 
 # Found by its fixed name, not through the manifest: the manifest's default is the damage model.
-PRIVACY_MODEL_PATH = WEIGHTS_DIR / "privacy-yolov5n-coco.onnx"
+PRIVACY_MODEL_PATH = WEIGHTS_DIR / "privacy-persons-vehicles.onnx"
 PRIVACY_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck")
 MIN_CELL = 8  # px: a pixelation cell never smaller than this
 CELLS_ACROSS = 8  # at most this many cells along a region's longer side

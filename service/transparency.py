@@ -99,7 +99,7 @@ def transparency_record(session: Session, settings: Settings, ranking: RankingCo
                 "image area above the horizon blurred; the uploaded original deleted once the anonymized copy is "
                 "stored; stored copies carry no EXIF"
             ),
-            "privacy_model": "weights/privacy-yolov5n-coco.onnx (see weights/PRIVACY_MODEL.md)",
+            "privacy_model": "weights/privacy-persons-vehicles.onnx (see weights/PRIVACY_MODEL.md)",
             "horizon_fraction": settings.privacy_horizon,
             "access": "staff accounts with roles viewer, reviewer, admin; vehicle tokens can only upload",
         },

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         "privacy-model", help="person/vehicle ONNX detector for blurring, from classic YOLOv5n"
     )
     p.add_argument("--weights", required=True, type=Path, help="classic YOLOv5n v6.1 COCO checkpoint (.pt)")
-    p.add_argument("--out", type=Path, default=Path("weights/privacy-yolov5n-coco.onnx"))
+    p.add_argument("--out", type=Path, default=Path("weights/privacy-persons-vehicles.onnx"))
     p.add_argument("--imgsz", type=int, default=640)
     p = sub.add_parser(
         "adapt",
