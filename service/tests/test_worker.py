@@ -123,13 +123,16 @@ def test_worker_killed_mid_frame_is_retried_and_counts_once(client, app, vehicle
                 {"f": str(frame_id)},
             )
 
-    def observations_in_flight() -> bool:  # the worker's uncommitted rows hold the frame lock
+    def observations_in_flight() -> bool:
+        # Past anonymization (committed, so visible) and inside the final transaction, whose
+        # uncommitted observations hold the frame row lock. (Anonymization locks the row briefly too.)
         with app.state.sessions() as s:
+            anonymized = s.scalar(text("SELECT anonymized_at FROM frame WHERE id = :f"), {"f": frame_id})
             locked = s.execute(
                 text("SELECT 1 FROM frame WHERE id = :f FOR UPDATE SKIP LOCKED"), {"f": frame_id}
             ).first()
             s.rollback()
-        return locked is None
+        return anonymized is not None and locked is None
 
     wait_for(
         lambda: job_status() == "doing" and observations_in_flight(), 60, "the worker to be inside the frame"
