@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import table, write_result
+from bench.common import scratch_database, table, write_result
 from service.geo import Camera, locate, locate_detection, project_ground
 
 W, H = 1920, 1080
@@ -151,7 +151,7 @@ def main() -> int:
         "--database-url", help="a migrated scratch database (default: devdb 'roadwatch_bench')"
     )
     args = parser.parse_args()
-    url = args.database_url or _scratch_database()
+    url = args.database_url or scratch_database("roadwatch_bench")
     from service.db import make_engine, make_sessionmaker
 
     sessions = make_sessionmaker(make_engine(url))
@@ -182,24 +182,6 @@ def main() -> int:
     )
     print(f"written to {path}")
     return 0
-
-
-def _scratch_database() -> str:
-    import subprocess
-
-    from service.migrate import create_database
-
-    root = Path(__file__).resolve().parent.parent
-    subprocess.run(["scripts/devdb.sh", "start"], cwd=root, check=True, capture_output=True)
-    admin = subprocess.run(
-        ["scripts/devdb.sh", "url"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PGDATABASE": "postgres", "PATH": "/usr/bin:/bin"},
-    ).stdout.strip()
-    return create_database(admin, "roadwatch_bench")
 
 
 if __name__ == "__main__":

@@ -69,3 +69,22 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     payload = {"machine": machine(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **payload}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def scratch_database(name: str) -> str:
+    """A fresh, migrated database ``name`` on the project-local cluster (started if needed)."""
+    import subprocess
+
+    from service.migrate import create_database
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(["scripts/devdb.sh", "start"], cwd=root, check=True, capture_output=True)
+    admin = subprocess.run(
+        ["scripts/devdb.sh", "url"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PGDATABASE": "postgres"},
+    ).stdout.strip()
+    return create_database(admin, name)

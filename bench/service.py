@@ -28,22 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import summary_ms, table, write_result  # noqa: E402
-
-
-def scratch_database(name: str) -> str:
-    from service.migrate import create_database
-
-    subprocess.run(["scripts/devdb.sh", "start"], cwd=ROOT, check=True, capture_output=True)
-    admin = subprocess.run(
-        ["scripts/devdb.sh", "url"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PGDATABASE": "postgres"},
-    ).stdout.strip()
-    return create_database(admin, name)
+from bench.common import scratch_database, summary_ms, table, write_result  # noqa: E402
 
 
 def free_port() -> int:
