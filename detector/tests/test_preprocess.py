@@ -43,6 +43,13 @@ def test_to_tensor_is_rgb_nchw_unit_range() -> None:
     assert t[0, 2].max() == 1.0 and t[0, 0].max() == 0.0  # blue is the last RGB channel
 
 
+def test_to_tensor_matches_ultralytics_arithmetic_bit_for_bit() -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8) for _ in range(2)]
+    reference = np.stack([img[..., ::-1] for img in images]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    assert np.array_equal(to_tensor(images), reference)
+
+
 def _jpeg(image: Image.Image, **kw: object) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "JPEG", **kw)
