@@ -7,6 +7,14 @@ import logging
 from pathlib import Path
 
 
+def _quantization_args(p: argparse.ArgumentParser) -> None:
+    from training.export import CALIBRATION_METHODS
+
+    p.add_argument("--default", choices=["fp32", "int8"], default="fp32", help="the manifest's default")
+    p.add_argument("--calib-count", type=int, default=200, help="calibration images for int8")
+    p.add_argument("--calib-method", choices=CALIBRATION_METHODS, default="minmax")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(prog="python -m training")
@@ -32,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib", required=True, type=Path)
     p.add_argument("--imgsz", type=int, default=416)
     p.add_argument("--data-version", default="rdd2022-China_MotorBike-000000-001299")
+    _quantization_args(p)
     p = sub.add_parser("export", help="ONNX fp32 + int8 into weights/, checked, manifest updated")
     p.add_argument("--weights", required=True, type=Path, help="trained checkpoint (.pt)")
     p.add_argument("--name", default="roadwatch-yolov5nu")
@@ -40,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib", required=True, type=Path, help="folder of real training images")
     p.add_argument("--data-version", default="rdd2022-China_MotorBike-000000-001299")
     p.add_argument("--metrics", type=Path, help="JSON {fp32: {...}, int8: {...}} to record")
-    p.add_argument("--default", choices=["fp32", "int8"], default="fp32")
+    _quantization_args(p)
     p = sub.add_parser(
         "privacy-model", help="person/vehicle ONNX detector for blurring, from classic YOLOv5n"
     )
@@ -115,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             args.extra_data,
             imgsz=args.imgsz,
             data_version=args.data_version,
+            default_precision=args.default,
+            calib_count=args.calib_count,
+            calib_method=args.calib_method,
         )
         print(json.dumps(report))
     elif args.command == "export":
@@ -132,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             args.data_version,
             metrics,
             default_precision=args.default,
+            calib_count=args.calib_count,
+            calib_method=args.calib_method,
         )
         for entry in entries:
             print(json.dumps(entry))

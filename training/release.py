@@ -59,9 +59,21 @@ def release(
     imgsz: int = 416,
     data_version: str = "",
     weights_dir: Path = WEIGHTS_DIR,
+    default_precision: str = "fp32",
+    calib_count: int = 200,
+    calib_method: str = "minmax",
 ) -> dict[str, Any]:
     entries = export_release(
-        checkpoint, name, version, imgsz, calib, data_version or data.name, weights_dir=weights_dir
+        checkpoint,
+        name,
+        version,
+        imgsz,
+        calib,
+        data_version or data.name,
+        weights_dir=weights_dir,
+        default_precision=default_precision,
+        calib_count=calib_count,
+        calib_method=calib_method,
     )
     card_dir = weights_dir / "model-card"
     report: dict[str, Any] = {}
