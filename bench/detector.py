@@ -5,7 +5,8 @@
 
 The compute floor is the model's GFLOPs divided by the matrix-multiply GFLOP/s measured here with
 the same thread count (ONNX Runtime MatMul on float32), so "ratio to floor" says how close the
-whole path (decode, letterbox, inference, NMS) comes to pure arithmetic.
+whole path (letterbox, tensor, inference, box decoding and NMS; images are decoded before timing)
+comes to pure arithmetic. A second table splits our time by step.
 """
 
 from __future__ import annotations
@@ -72,6 +73,35 @@ def matmul_gflops(threads: int, n: int = 1024) -> float:
     return 2 * n**3 / min(samples) / 1e9
 
 
+def stage_ms(det: Detector, images: list[np.ndarray]) -> dict[str, float]:
+    """Median ms of each step of :meth:`Detector.predict`, timed one by one over ``images``."""
+    import time
+
+    from detector.postprocess import decode, nms
+    from detector.preprocess import letterbox, to_tensor
+
+    times: dict[str, list[float]] = {
+        "letterbox_ms": [],
+        "tensor_ms": [],
+        "inference_ms": [],
+        "postprocess_ms": [],
+    }
+    for image in images[:2] + images:  # two warm-up calls, dropped below
+        t0 = time.perf_counter()
+        boxed, _ = letterbox(image, det.imgsz)
+        t1 = time.perf_counter()
+        tensor = to_tensor([boxed])
+        t2 = time.perf_counter()
+        head = det.session.run(None, {det.input_name: tensor})[0][0]
+        t3 = time.perf_counter()
+        boxes, scores, classes = decode(head, 0.25, False)
+        nms(boxes, scores, classes, 0.45, 300)
+        t4 = time.perf_counter()
+        for key, seconds in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            times[key].append(seconds)
+    return {key: 1000 * float(np.median(values[2:])) for key, values in times.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("folder", type=Path)
@@ -88,10 +118,13 @@ def main() -> int:
     images = [read_image(p) for p in paths]
     rows = []
 
+    stages = []
+
     def bench_ours(label: str, path: Path) -> dict:
         det = Detector.from_path(path, threads=args.threads)
         it = iter(range(10**9))
         samples = time_calls(lambda: det.predict(images[next(it) % len(images)]), repeat=len(images))
+        stages.append({"path": label, **stage_ms(det, images)})
         return {"path": label, **summary_ms(samples), "imgsz": det.imgsz}
 
     rows.append(bench_ours("ours onnxruntime fp32", args.weights))
@@ -106,7 +139,8 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     imgsz = rows[0]["imgsz"]
-    refs = [("ultralytics predict, same ONNX", YOLO(str(args.weights), task="detect"))]
+    # ultralytics opens the ONNX file with onnxruntime's default threads (all cores): not like for like.
+    refs = [("ultralytics predict, same ONNX (ORT default threads)", YOLO(str(args.weights), task="detect"))]
     if args.pt:
         refs.append(("ultralytics predict, PyTorch", YOLO(str(args.pt))))
     for label, model in refs:
@@ -124,7 +158,18 @@ def main() -> int:
     for row in rows:
         row["vs_ours_fp32"] = row["median_ms"] / base
         row["vs_floor"] = row["median_ms"] / floor_ms
+    for stage in stages:
+        stage["inference_vs_floor"] = stage["inference_ms"] / floor_ms
     print(table(rows, ["path", "median_ms", "p95_ms", "vs_ours_fp32", "vs_floor"]))
+    print("\nwhere our time goes (median ms per image):")
+    print(
+        table(
+            stages,
+            ["path", "letterbox_ms", "tensor_ms", "inference_ms", "postprocess_ms", "inference_vs_floor"],
+        )
+    )
+    if args.int8:
+        print(f"\nint8 is {base / rows[1]['median_ms']:.2f}x as fast as fp32 (whole path)")
     print(
         f"\nmodel {gflops:.2f} GFLOPs at {imgsz}px; matmul {mm:.1f} GFLOP/s with {args.threads} thread(s); "
         f"compute floor {floor_ms:.1f} ms/image; {len(images)} images from {args.folder}"
@@ -139,7 +184,9 @@ def main() -> int:
             "gflops": gflops,
             "matmul_gflops_per_s": mm,
             "floor_ms": floor_ms,
+            "int8_speedup": base / rows[1]["median_ms"] if args.int8 else None,
             "rows": rows,
+            "stages": stages,
         },
     )
     print(f"written to {path}")
