@@ -493,9 +493,14 @@ def box_to_yolo(value: dict[str, Any], classes: tuple[str, ...] = CLASSES) -> st
     labels = value.get("rectanglelabels") or []
     if len(labels) != 1 or labels[0] not in classes:
         return None
-    x, y = float(value["x"]), float(value["y"])
-    w, h = float(value["width"]), float(value["height"])
-    angle = math.radians(float(value.get("rotation") or 0.0))
+    try:  # a region as Label Studio stores it; anything else is skipped, never an error
+        x, y = float(value["x"]), float(value["y"])
+        w, h = float(value["width"]), float(value["height"])
+        angle = math.radians(float(value.get("rotation") or 0.0))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in (x, y, w, h, angle)):
+        return None
     if angle:
         cos, sin = math.cos(angle), math.sin(angle)
         corners = [
@@ -515,11 +520,16 @@ def box_to_yolo(value: dict[str, Any], classes: tuple[str, ...] = CLASSES) -> st
 def annotation_lines(result: list[dict[str, Any]]) -> tuple[list[str], int]:
     """YOLO lines of an annotation's rectangles, and how many regions were left out."""
     lines, skipped = [], 0
-    for region in result or []:
-        if region.get("type") != "rectanglelabels" or region.get("from_name") != FROM_NAME:
+    for region in result if isinstance(result, list) else []:
+        if (
+            not isinstance(region, dict)
+            or region.get("type") != "rectanglelabels"
+            or region.get("from_name") != FROM_NAME
+            or not isinstance(region.get("value"), dict)
+        ):
             skipped += 1
             continue
-        line = box_to_yolo(region.get("value") or {})
+        line = box_to_yolo(region["value"])
         if line is None:
             skipped += 1
             continue
@@ -529,7 +539,7 @@ def annotation_lines(result: list[dict[str, Any]]) -> tuple[list[str], int]:
 
 def final_annotation(annotations: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The latest saved (not skipped) annotation of a task; None while nobody finished it."""
-    done = [a for a in annotations or [] if not a.get("was_cancelled")]
+    done = [a for a in annotations or [] if isinstance(a, dict) and not a.get("was_cancelled")]
     if not done:
         return None
     return max(done, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""), a.get("id", 0)))

@@ -44,7 +44,12 @@ def webhook(
     task, annotation = payload.get("task") or {}, payload.get("annotation") or {}
     if not isinstance(task, dict) or not isinstance(annotation, dict) or "id" not in task:
         raise HTTPException(422, "payload needs 'task' and 'annotation' objects")
-    project_id = task.get("project") or (payload.get("project") or {}).get("id")
+    project = payload.get("project")
+    project_id = task.get("project") or (project.get("id") if isinstance(project, dict) else None)
+    if not _is_id(task["id"]) or (project_id is not None and not _is_id(project_id)):
+        raise HTTPException(422, "task and project ids must be positive integers")
+    if not isinstance(task.get("data") or {}, dict) or not isinstance(annotation.get("result", []), list):
+        raise HTTPException(422, "'task.data' must be an object and 'annotation.result' a list")
     with transaction(request.app.state.sessions) as session:
         query = select(LabelStudioTask).where(LabelStudioTask.task_id == task["id"])
         if project_id is not None:
@@ -58,3 +63,7 @@ def webhook(
         outcome = apply_annotation(session, settings, row, annotation, request.app.state.store)
     log.info("webhook %s: task %s -> %s", action, task["id"], outcome)
     return {"task_id": task["id"], "frame_id": row.frame_id, "outcome": outcome}
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63

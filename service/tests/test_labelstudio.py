@@ -454,9 +454,39 @@ def test_webhook_writes_the_annotation(ls_settings: Settings, sessions: sessionm
         assert client.post(url, json=payload, headers={"X-Roadwatch-Webhook-Secret": "no"}).status_code == 401
         r = client.post(url, json=payload, headers={"X-Roadwatch-Webhook-Secret": "s3cret"})
         assert r.status_code == 200 and r.json()["outcome"] == "written", r.text
+        # Malformed payloads are refused with a reason, never a server error.
+        auth = {"X-Roadwatch-Webhook-Secret": "s3cret"}
+        for bad in (
+            {**payload, "task": {**payload["task"], "id": "12; drop"}},
+            {**payload, "task": {**payload["task"], "id": True}},
+            {**payload, "task": {**payload["task"], "project": None}, "project": {"id": "x"}},
+            {**payload, "task": {**payload["task"], "data": ["not", "an", "object"]}},
+            {**payload, "annotation": {**payload["annotation"], "result": {"x": 1}}},
+            {**payload, "task": "nope"},
+        ):
+            r = client.post(url, json=bad, headers=auth)
+            assert r.status_code == 422, (bad, r.status_code, r.text)
+        assert client.post(url, json=["a", "list"], headers=auth).status_code == 422
     label = ls_settings.corrections_dir / "train" / "labels" / f"{sha}.txt"
     assert label.read_text() == "3 0.050000 0.050000 0.100000 0.100000\n"
     assert recorded(sessions)[frame.id].annotation_id == ann.id
+
+
+def test_malformed_regions_are_skipped_not_errors() -> None:
+    good = rect(10, 20, 30, 40, "D20")
+    broken = [
+        {**good, "value": {**good["value"], "x": "left"}},
+        {**good, "value": {k: v for k, v in good["value"].items() if k != "width"}},
+        {**good, "value": {**good["value"], "y": float("nan")}},
+        {**good, "value": {**good["value"], "rotation": None, "height": [1]}},
+        {**good, "value": "not a dict"},
+        "not a region",
+        None,
+    ]
+    lines, skipped = labelstudio.annotation_lines([good, *broken])
+    assert lines == ["2 0.250000 0.400000 0.300000 0.400000"] and skipped == len(broken)
+    assert labelstudio.annotation_lines({"not": "a list"}) == ([], 0)  # type: ignore[arg-type]
+    assert labelstudio.final_annotation(["junk", {"id": 1, "result": []}]) == {"id": 1, "result": []}
 
 
 def test_site_detail_names_the_model_version_of_each_observation(client, staff, app) -> None:  # type: ignore[no-untyped-def]
