@@ -47,6 +47,8 @@ def test_api_writes_with_a_session_need_the_csrf_header(client, staff, sites) ->
     login(client, *staff["reviewer"])
     url = f"/api/v1/sites/{site.public_id}/decisions"
     assert client.post(url, json={"action": "confirm"}).status_code == 403
+    # Basic credentials beside the cookie (a browser may add cached ones itself) do not lift the check.
+    assert client.post(url, json={"action": "confirm"}, auth=staff["reviewer"]).status_code == 403
     token = csrf_of(client.get("/sites").text)
     assert client.post(url, json={"action": "confirm"}, headers={"X-CSRF-Token": token}).status_code == 201
 

@@ -64,13 +64,14 @@ def check_csrf_form(request: Request, csrf_token: Annotated[str, Form()] = "") -
 
 
 def check_csrf_api(request: Request) -> None:
-    """Dependency of JSON API writes: a browser session must prove the request came from our pages."""
+    """Dependency of JSON API writes: a browser session must prove the request came from our pages.
+
+    Asked whenever the session cookie is present, even beside an Authorization header: the cookie is
+    what authenticates such a request (see ``current_user``), and browsers may add cached Basic
+    credentials to a cross-site request on their own.
+    """
     uses_cookie = "session" in request.scope and request.session.get("user_id") is not None
-    if (
-        uses_cookie
-        and not request.headers.get("authorization")
-        and not _valid(request, request.headers.get(CSRF_HEADER))
-    ):
+    if uses_cookie and not _valid(request, request.headers.get(CSRF_HEADER)):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"send the session's CSRF token in {CSRF_HEADER}")
 
 
