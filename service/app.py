@@ -14,6 +14,7 @@ from sqlalchemy import func, select, text
 from starlette.middleware.sessions import SessionMiddleware
 
 from service import api_read, api_upload, labelstudio_webhook, web
+from service.auth import LoginThrottle
 from service.db import make_engine, make_sessionmaker
 from service.jobs import make_app as make_jobs
 from service.models import Frame
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
     app.state.engine = make_engine(settings.database_url)
     app.state.sessions = make_sessionmaker(app.state.engine)
     app.state.store = ImageStore(settings.image_dir)  # anonymized images

@@ -7,7 +7,12 @@ nothing at that entropy). Staff passwords are hashed with argon2id (argon2-cffi)
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -79,3 +84,59 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
 
 def role_at_least(role: str, needed: str) -> bool:
     return ROLES.index(role) >= ROLES.index(needed)
+
+
+class LoginThrottle:
+    """Failed staff logins per user name, in this process.
+
+    After ``max_failures`` failures within ``window_s`` seconds the name is locked until the oldest of
+    them is ``window_s`` old: even the right password is refused meanwhile, so guessing online gets
+    ``max_failures`` tries per window. A successful login clears the name's failures. Keyed by name,
+    not address: proxies hide addresses, and a guesser can change his.
+    """
+
+    MAX_NAMES = 10_000  # bounded memory under a flood of made-up names
+
+    def __init__(
+        self, max_failures: int = 10, window_s: float = 900.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_failures, self.window_s, self._clock = max_failures, window_s, clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(username: str) -> str:
+        return username.strip().casefold()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.get(key, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if not times:
+            self._failures.pop(key, None)
+        return times
+
+    def retry_after(self, username: str) -> int:
+        """Seconds until ``username`` may try again; 0 when it may now."""
+        with self._lock:
+            now = self._clock()
+            times = self._recent(self._key(username), now)
+            if len(times) < self.max_failures:
+                return 0
+            return max(1, math.ceil(times[0] + self.window_s - now))
+
+    def failed(self, username: str) -> None:
+        with self._lock:
+            now, key = self._clock(), self._key(username)
+            if key not in self._failures and len(self._failures) >= self.MAX_NAMES:
+                for other in list(self._failures):  # drop expired names first, then the oldest
+                    self._recent(other, now)
+                if len(self._failures) >= self.MAX_NAMES:
+                    self._failures.pop(next(iter(self._failures)))
+            times = self._recent(key, now)
+            times.append(now)
+            self._failures[key] = times
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(self._key(username), None)

@@ -75,8 +75,20 @@ def current_user(
             user = session.get(User, cached[0])
             if user is not None and user.active:
                 return user
+        # Past the cache (credentials verified in the last BASIC_CACHE_S): guesses never hit it.
+        throttle = request.app.state.login_throttle
+        wait = throttle.retry_after(creds.username)
+        if wait:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"too many failed logins for this user name: try again in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         user = authenticate(session, creds.username, creds.password)
-        if user is not None:
+        if user is None:
+            throttle.failed(creds.username)
+        else:
+            throttle.succeeded(creds.username)
             if len(_basic_cache) > 1000:
                 _basic_cache.clear()
             _basic_cache[key] = (user.id, time.monotonic() + BASIC_CACHE_S)

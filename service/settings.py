@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     session_secret: SecretStr | None = None
     session_max_age_s: int = Field(8 * 3600, ge=60)
     session_https_only: bool = False  # set true behind HTTPS: the cookie then carries the Secure flag
+    # Staff logins (web form and HTTP Basic): this many failures for one user name within the window
+    # lock that name for the rest of the window.
+    login_max_failures: int = Field(10, ge=1)
+    login_window_s: int = Field(900, ge=1)
     # Map background; "" shows the map without tiles (sites, areas and the list still work).
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from service.auth import authenticate
+from service.auth import LoginThrottle, authenticate
 from service.models import User
 from service.settings import Settings
 from service.tests.web_seed import csrf_of, login, seed_sites
@@ -47,6 +47,56 @@ def test_login_logout_and_cookie_flags(client, staff) -> None:  # type: ignore[n
     r = client.post("/logout", data={"csrf_token": new_token}, follow_redirects=False)
     assert r.status_code == 303
     assert client.get("/sites", follow_redirects=False).status_code == 303
+
+
+def test_login_throttle_counts_failures_per_name_within_the_window() -> None:
+    now = [1000.0]
+    throttle = LoginThrottle(max_failures=3, window_s=60, clock=lambda: now[0])
+    for _ in range(2):
+        throttle.failed("Reviewer ")
+    assert throttle.retry_after("reviewer") == 0  # names compare trimmed and case-folded
+    throttle.failed("reviewer")
+    assert throttle.retry_after("REVIEWER") == 60 and throttle.retry_after("admin") == 0
+    now[0] += 59.5
+    assert throttle.retry_after("reviewer") == 1
+    now[0] += 1
+    assert throttle.retry_after("reviewer") == 0  # the oldest failure left the window
+    throttle.failed("reviewer")
+    throttle.succeeded("reviewer")
+    throttle.failed("reviewer")
+    assert throttle.retry_after("reviewer") == 0  # success cleared the earlier ones
+    many = LoginThrottle(max_failures=1, window_s=60, clock=lambda: now[0])
+    many.MAX_NAMES = 5
+    for i in range(20):
+        many.failed(f"guess{i}")
+    assert len(many._failures) == 5 and many.retry_after("guess19") == 60
+
+
+def test_repeated_failed_logins_lock_the_name(app, client, staff) -> None:  # type: ignore[no-untyped-def]
+    now = [0.0]
+    app.state.login_throttle = LoginThrottle(max_failures=3, window_s=600, clock=lambda: now[0])
+    token = csrf_of(client.get("/login").text)
+    form = {"username": "reviewer", "password": "wrong guess", "next": "/sites", "csrf_token": token}
+    for _ in range(3):
+        assert client.post("/login", data=form).status_code == 401
+    right = {**form, "password": staff["reviewer"][1]}
+    locked = client.post("/login", data=right)  # even the right password, while locked
+    assert locked.status_code == 429 and locked.headers["retry-after"] == "600"
+    assert "Zu viele Fehlversuche" in locked.text and "10 Min." in locked.text
+    # HTTP Basic counts against the same name and is refused the same way.
+    r = client.get("/api/v1/sites", auth=staff["reviewer"])
+    assert r.status_code == 429 and r.headers["retry-after"] == "600"
+    assert client.get("/api/v1/sites", auth=staff["viewer"]).status_code == 200  # other names unaffected
+    for _ in range(3):
+        assert client.get("/api/v1/sites", auth=("admin", "wrong guess")).status_code == 401
+    assert client.get("/api/v1/sites", auth=staff["admin"]).status_code == 429
+    # A client whose exact credentials were verified moments ago keeps working (nothing to guess there).
+    for _ in range(3):
+        assert client.get("/api/v1/sites", auth=("viewer", "wrong guess")).status_code == 401
+    assert client.get("/api/v1/sites", auth=staff["viewer"]).status_code == 200
+    now[0] += 601
+    ok = client.post("/login", data=right, follow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"] == "/sites"
 
 
 def test_open_redirects_are_refused() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
@@ -38,18 +39,26 @@ def login(
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/sites",
 ) -> Response:
-    user = authenticate(session, username.strip(), password) if username and password else None
+    throttle = request.app.state.login_throttle
+    wait = throttle.retry_after(username) if username else 0
+    user = authenticate(session, username.strip(), password) if username and password and not wait else None
     if user is None:
         t = translator(request)
-        return page(
+        if username and password and not wait:
+            throttle.failed(username)
+        response = page(
             request,
             "login.html",
             None,
-            status_code=401,
+            status_code=429 if wait else 401,
             next=local_path(next),
-            error=t("login.failed"),
+            error=t("login.locked", minutes=math.ceil(wait / 60)) if wait else t("login.failed"),
             username=username,
         )
+        if wait:
+            response.headers["Retry-After"] = str(wait)
+        return response
+    throttle.succeeded(username)
     request.session.clear()  # a new session (and CSRF token) for the logged-in user
     request.session["user_id"] = user.id
     csrf_token(request)
