@@ -1,12 +1,13 @@
 """How well do observations merge into one site per real defect? A simulated drive on real PostGIS.
 
-    python bench/association.py [--passes 4] [--defects 40] [--seed 0]
+    python bench/association.py [--passes 4] [--defects 40] [--seeds 0,1,2,3,4] [--radii 2,3,4] [--search 12]
 
 Known defects lie along a 600 m street (some in close pairs 2.5-6 m apart). A car drives it several
 times in both directions, one frame every 4 m. Phone GPS error: a per-pass offset of 3-5 m plus 0.5 m
 jitter, heading error 2 deg. Each visible defect is detected with probability 0.85, its box bottom
 jittered by 3 px, and located by the service's own code (ground projection, then association in
-PostGIS). Reported per association radius: true defects that end as exactly one site (all their
+PostGIS). Each seed is another street layout and other drives; the table sums over the seeds (one
+lucky layout proves little). Reported per association radius: true defects that end as exactly one site (all their
 sightings in one site holding nothing else), defects split over several sites, and sites mixing two
 defects; and the same with the GPS position alone (no camera geometry) for comparison.
 """
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import scratch_database, table, write_result
 from service.geo import Camera, locate, locate_detection, project_ground
+from service.settings import Settings
 
 W, H = 1920, 1080
 CAM = Camera(height_m=1.4, pitch_deg=10.0, hfov_deg=100.0)
@@ -91,7 +93,7 @@ def simulate(defects, passes: int, rng: np.random.Generator, use_geometry: bool)
             yield p, when, seen
 
 
-def run(session_factory, defects, passes: int, seed: int, radius: float, method: str) -> dict:  # type: ignore[no-untyped-def]
+def run(session_factory, defects, passes: int, seed: int, radius: float, method: str, search: float) -> dict:  # type: ignore[no-untyped-def]
     from sqlalchemy import text
 
     from service.association import associate_frame, combine_offsets
@@ -114,7 +116,7 @@ def run(session_factory, defects, passes: int, seed: int, radius: float, method:
                 [loc for _, loc in seen],
                 prior=prior,
                 radius_m=radius,
-                search_m=radius if not aligned else max(radius, 8.0),
+                search_m=max(radius, search) if aligned else 0.0,  # 0: no offset, nearest site only
                 seen_at=when,
                 model_version_id=None,
                 ranking=DEFAULT_CONFIG,
@@ -145,8 +147,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--passes", type=int, default=4)
     parser.add_argument("--defects", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="street layouts and drives to simulate")
     parser.add_argument("--radii", default="2,3,4,5,6,8")
+    parser.add_argument(
+        "--search",
+        type=float,
+        default=Settings.model_fields["association_search_m"].default,
+        help="metres within which a drive without an offset looks for known sites (the service's setting)",
+    )
     parser.add_argument(
         "--database-url", help="a migrated scratch database (default: devdb 'roadwatch_bench')"
     )
@@ -155,13 +163,27 @@ def main() -> int:
     from service.db import make_engine, make_sessionmaker
 
     sessions = make_sessionmaker(make_engine(url))
-    defects = make_defects(args.defects, np.random.default_rng(args.seed))
     methods = ("geometry + drive alignment", "camera geometry", "GPS position only")
-    rows = [
-        run(sessions, defects, args.passes, args.seed + 1, float(r), m)
-        for m in methods
-        for r in args.radii.split(",")
-    ]
+    seeds = [int(x) for x in args.seeds.split(",")]
+    per_seed = []
+    for seed in seeds:
+        defects = make_defects(args.defects, np.random.default_rng(seed))
+        for m in methods:
+            for r in args.radii.split(","):
+                per_seed.append(
+                    {"seed": seed, **run(sessions, defects, args.passes, seed + 1, float(r), m, args.search)}
+                )
+    rows = []  # summed over the seeds
+    for m in methods:
+        for r in args.radii.split(","):
+            group = [row for row in per_seed if row["method"] == m and row["radius_m"] == float(r)]
+            total = {
+                k: sum(row[k] for row in group)
+                for k in ("defects_seen", "exactly_one_site", "split_defects", "sites", "mixed_sites")
+            }
+            total["exact_share"] = total["exactly_one_site"] / max(total["defects_seen"], 1)
+            total["exact_per_seed"] = " ".join(str(row["exactly_one_site"]) for row in group)
+            rows.append({"method": m, "radius_m": float(r), **total})
     print(
         table(
             rows,
@@ -174,11 +196,21 @@ def main() -> int:
                 "split_defects",
                 "sites",
                 "mixed_sites",
+                "exact_per_seed",
             ],
         )
     )
+    print(f"\nsummed over seeds {args.seeds}: {args.defects} defects, {args.passes} passes each")
     path = write_result(
-        "association", {"passes": args.passes, "defects": args.defects, "seed": args.seed, "rows": rows}
+        f"association-{args.defects}d-{args.passes}p",
+        {
+            "passes": args.passes,
+            "defects": args.defects,
+            "seeds": seeds,
+            "search_m": args.search,
+            "rows": rows,
+            "per_seed": per_seed,
+        },
     )
     print(f"written to {path}")
     return 0

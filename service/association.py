@@ -3,9 +3,11 @@
 Phone GPS is off by 3-5 m, and the error stays nearly constant over minutes of one drive. So all
 detections of a frame, and of neighbouring frames of the same drive, share one offset. Each frame:
 
-1. starts from the offset estimated on the vehicle's recent frames (``prior``, east/north metres),
-   shifts its detections by it, and associates within ``radius_m``; without a prior (the first frames
-   of a drive over known sites) it searches the wider ``search_m``;
+1. starts from the offset estimated on the vehicle's recent frames (``prior``, east/north metres).
+   Without a prior (the first frames of a drive over known sites) it acquires one: every known site
+   within the wider ``search_m`` of a detection proposes a shift, and the shift that most of the
+   frame's detections agree on (to ``AGREE_M``) wins, the smallest among equals; a lone detection near
+   a lone site takes that site's shift. Then it shifts the detections and associates within ``radius_m``;
 2. associates most confident detections first; a site taken by one detection of the frame cannot take
    another one (two defects seen side by side stay two sites) unless their boxes touch in the image
    (one crack that the model split into two boxes);
@@ -27,10 +29,11 @@ from sqlalchemy.orm import Session
 
 from service.models import DamageSite
 from service.ranking import RankingConfig
-from service.sites import add_observation, find_site, rescore, site_latlon
+from service.sites import add_observation, find_site, nearby_sites, rescore, site_latlon
 
 M_PER_DEG_LAT = 111_320.0
 BOX_TOUCH_PX = 12.0
+AGREE_M = 2.0  # shifts proposed by different detections closer than this are one shift
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,42 @@ def combine_offsets(offsets: Sequence[tuple[float, float]]) -> tuple[float, floa
     return statistics.median(o[0] for o in offsets), statistics.median(o[1] for o in offsets)
 
 
+def acquire_offset(
+    session: Session, detections: Sequence[Located], search_m: float
+) -> tuple[float, float] | None:
+    """A first east/north offset for a drive with none yet, or None when the frame cannot tell.
+
+    Accepted only when it can be checked: two or more known sites agree on it, or the frame's one
+    detection near known sites has exactly one of them in reach. A lone detection among several
+    sites could belong to any of them, and a wrong first offset would misplace the whole drive.
+    """
+    proposals: list[tuple[int, int, tuple[float, float]]] = []  # (detection, site, shift onto the site)
+    for i, det in enumerate(detections):
+        for site, _ in nearby_sites(session, det.class_name, det.lat, det.lon, search_m):
+            proposals.append((i, site.id, residual_m(det.lat, det.lon, *site_latlon(site))))
+    if len(proposals) == 1:
+        return proposals[0][2]
+    best: tuple[int, float] | None = None
+    offset = None
+    for _, _, shift_ in proposals:
+        agreeing: dict[int, tuple[float, int, tuple[float, float]]] = {}  # detection -> nearest shift
+        for j, site_id, other in proposals:
+            d = math.dist(shift_, other)
+            if d <= AGREE_M and (j not in agreeing or d < agreeing[j][0]):
+                agreeing[j] = (d, site_id, other)
+        sites = {site_id for _, site_id, _ in agreeing.values()}
+        if len(sites) < 2:
+            continue
+        key = (-len(sites), math.hypot(*shift_))
+        if best is None or key < best:
+            best = key
+            offset = (
+                statistics.median(v[2][0] for v in agreeing.values()),
+                statistics.median(v[2][1] for v in agreeing.values()),
+            )
+    return offset
+
+
 def _touch(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
     return not (
         a[2] + BOX_TOUCH_PX < b[0]
@@ -98,8 +137,9 @@ def associate_frame(
 ) -> FrameAssociation:
     """Attach every detection of one frame to a site (new or existing); count one sighting per site."""
     result = FrameAssociation(sites=[None] * len(detections), positions=[(0.0, 0.0)] * len(detections))  # type: ignore[list-item]
-    east0, north0 = prior or (0.0, 0.0)
-    radius = radius_m if prior is not None else search_m
+    start = prior if prior is not None else acquire_offset(session, detections, search_m)
+    east0, north0 = start or (0.0, 0.0)
+    radius = radius_m
     claimed: dict[int, list[tuple[float, float, float, float]]] = {}  # site id -> boxes in this frame
     residuals: list[tuple[float, float]] = []
     order = sorted(range(len(detections)), key=lambda i: -detections[i].confidence)
@@ -130,11 +170,11 @@ def associate_frame(
         result.sites[i] = site
         result.positions[i] = (lat, lon)
     result.matched = len(residuals)
-    if residuals:
+    if residuals and start is not None:  # without a checked start, residuals may come from wrong sites
         result.offset = (
             east0 + statistics.median(r[0] for r in residuals),
             north0 + statistics.median(r[1] for r in residuals),
         )
     else:
-        result.offset = prior
+        result.offset = prior  # an acquired offset that matched nothing is not kept
     return result

@@ -29,7 +29,9 @@ class Settings(BaseSettings):
     # Measured on a simulated drive (bench/association.py): 4 m after drive alignment; 8 m to search
     # when a drive has no offset estimate yet.
     association_radius_m: float = 4.0
-    association_search_m: float = 8.0
+    # Where a drive without a known GPS offset looks for known sites: two drives' errors of up to 5 m
+    # each can differ by 10 m (bench/association.py).
+    association_search_m: float = 12.0
     track_max_gap_s: float = 30.0
     ranking_config: Path | None = None
     # Worker liveness: a job whose worker sent no heartbeat for this long is retried.

@@ -39,15 +39,10 @@ def site_latlon(site: DamageSite) -> tuple[float, float]:
     return shape.y, shape.x
 
 
-def find_site(
-    session: Session,
-    class_name: str,
-    lat: float,
-    lon: float,
-    radius_m: float,
-    exclude: Collection[int] = (),
-) -> DamageSite | None:
-    """The nearest associable site of a compatible class within ``radius_m``, not in ``exclude``."""
+def nearby_sites(
+    session: Session, class_name: str, lat: float, lon: float, radius_m: float
+) -> list[tuple[DamageSite, float]]:
+    """Associable sites of a compatible class within ``radius_m``, nearest first, with distances (m)."""
     pt = point(lat, lon)
     candidates = session.scalars(
         select(DamageSite)
@@ -58,15 +53,27 @@ def find_site(
         .order_by(DamageSite.position.op("<->")(pt))  # KNN on the GiST index (degrees)
         .limit(KNN_CANDIDATES)
     ).all()
-    best, best_d = None, radius_m
+    found = []
     for site in candidates:  # degrees are not metres: choose among the few by true distance
-        if site.id in exclude:
-            continue
-        slat, slon = site_latlon(site)
-        d = haversine_m(lat, lon, slat, slon)
-        if d <= best_d:
-            best, best_d = site, d
-    return best
+        d = haversine_m(lat, lon, *site_latlon(site))
+        if d <= radius_m:
+            found.append((site, d))
+    return sorted(found, key=lambda pair: pair[1])
+
+
+def find_site(
+    session: Session,
+    class_name: str,
+    lat: float,
+    lon: float,
+    radius_m: float,
+    exclude: Collection[int] = (),
+) -> DamageSite | None:
+    """The nearest associable site of a compatible class within ``radius_m``, not in ``exclude``."""
+    for site, _ in nearby_sites(session, class_name, lat, lon, radius_m):
+        if site.id not in exclude:
+            return site
+    return None
 
 
 def road_importance(session: Session, lat: float, lon: float) -> float | None:

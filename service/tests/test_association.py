@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session
 
-from service.association import Located, associate_frame, combine_offsets, residual_m, shift
+from service.association import Located, acquire_offset, associate_frame, combine_offsets, residual_m, shift
 from service.db import make_engine, make_sessionmaker
 from service.ranking import DEFAULT_CONFIG
 
@@ -70,6 +70,20 @@ def test_a_later_drive_is_aligned_by_its_offset(session: Session) -> None:
     assert third.sites[0].id == b.id
     lat, lon = third.positions[0]
     assert max(abs(v) for v in residual_m(lat, lon, *shift(LAT, LON, 0.3, 5.2))) < 0.05
+
+
+def test_a_first_offset_is_the_shift_most_detections_agree_on(session: Session) -> None:
+    # Drive 1 maps A (0,0), B (0,5) and, 10 m east of A, another crack C.
+    a, b = frame(session, [det(0, 0, (100, 500, 200, 560)), det(0, 5, (600, 300, 700, 360))]).sites
+    (c,) = frame(session, [det(10, 0, (100, 500, 200, 560))], prior=(0.0, 0.0)).sites
+    # Drive 2 is 7 m east. Nearest-site matching would take C for the first detection (3 m away);
+    # both detections agree on a 7 m west shift (A and B), only one on the 3 m east shift (C).
+    dets = [det(7, 0, (100, 500, 200, 560)), det(7.2, 5, (600, 300, 700, 360))]
+    east, north = acquire_offset(session, dets, 8.0)
+    assert east == pytest.approx(-7.1, abs=0.15) and north == pytest.approx(0.0, abs=0.05)
+    second = frame(session, dets)
+    assert [s.id for s in second.sites] == [a.id, b.id] and c.n_observations == 1
+    assert acquire_offset(session, [det(100, 100, (0, 0, 9, 9))], 8.0) is None  # nothing known nearby
 
 
 def test_without_alignment_far_sightings_make_a_new_site(session: Session) -> None:
