@@ -12,7 +12,7 @@ import onnxruntime as ort
 
 from detector.errors import ModelError
 from detector.postprocess import decode, nms, to_source
-from detector.preprocess import letterbox, to_tensor
+from detector.preprocess import letterbox, to_tensor, to_uint8_tensor
 from detector.records import Detection
 
 
@@ -47,6 +47,8 @@ class Detector:
         self.names = names
         self.imgsz = imgsz
         self.input_name = session.get_inputs()[0].name
+        # Float models take pixel / 255; our int8 exports take the uint8 pixels themselves.
+        self.uint8_input = session.get_inputs()[0].type == "tensor(uint8)"
         batch_dim = session.get_inputs()[0].shape[0]
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
 
@@ -109,7 +111,7 @@ class Detector:
         results: list[list[Detection]] = []
         for start in range(0, len(prepared), step):
             chunk = prepared[start : start + step]
-            tensor = to_tensor([p[0] for p in chunk])
+            tensor = (to_uint8_tensor if self.uint8_input else to_tensor)([p[0] for p in chunk])
             heads = self.session.run(None, {self.input_name: tensor})[0]
             for head, (_, lb) in zip(heads, chunk, strict=True):
                 boxes, scores, classes = decode(head, conf, multi_label)

@@ -79,8 +79,9 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     # The +-0.1 rounding matches ultralytics' LetterBox, so boxes agree to the pixel.
     top, bottom = round(dh - 0.1), round(dh + 0.1)
     left, right = round(dw - 0.1), round(dw + 0.1)
-    padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
-    return padded, Letterbox(gain, float(left), float(top), w, h)
+    if top or bottom or left or right:
+        image = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    return image, Letterbox(gain, float(left), float(top), w, h)
 
 
 def to_tensor(images: list[np.ndarray]) -> np.ndarray:
@@ -96,3 +97,8 @@ def to_tensor(images: list[np.ndarray]) -> np.ndarray:
         for channel, plane in enumerate((red, green, blue)):
             np.divide(plane, np.float32(255.0), out=out[i, channel], dtype=np.float32)
     return out
+
+
+def to_uint8_tensor(images: list[np.ndarray]) -> np.ndarray:
+    """BGR uint8 HWC images (all one size) -> uint8 NCHW RGB, for models that take raw pixels."""
+    return cv2.dnn.blobFromImages(images, 1.0, swapRB=True, crop=False, ddepth=cv2.CV_8U)

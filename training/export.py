@@ -111,6 +111,91 @@ def nodes_kept_in_float(model_path: Path, first_layer: bool = True) -> list[str]
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 
 
+def stem_as_space_to_depth(model: Any) -> str | None:
+    """Rewrite the first convolution as SpaceToDepth(2) + a convolution with half the kernel, stride 1.
+
+    YOLOv5's stem is a 6x6 stride-2 convolution over the 3 colour channels; the same arithmetic on
+    2x2 pixel blocks (12 channels, 3x3 kernel) is what ONNX Runtime's int8 kernels run fast (1.2 ms
+    instead of 3 ms at 416 px here). Applies to an even kernel and padding, stride 2, on the graph
+    input; returns the SpaceToDepth output's name, or None (graph unchanged) when the stem differs.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    conv = next(node for node in graph.node if node.op_type == "Conv")
+    attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+    weights = {init.name: init for init in graph.initializer}
+    kernel, pads = list(attrs.get("kernel_shape", [])), list(attrs.get("pads", [0, 0, 0, 0]))
+    if (
+        conv.input[0] != graph.input[0].name
+        or conv.input[1] not in weights
+        or list(attrs.get("strides", [1, 1])) != [2, 2]
+        or attrs.get("group", 1) != 1
+        or list(attrs.get("dilations", [1, 1])) != [1, 1]
+        or len(kernel) != 2
+        or kernel[0] != kernel[1]
+        or kernel[0] % 2
+        or len(set(pads)) != 1
+        or pads[0] % 2
+    ):
+        return None
+    w = numpy_helper.to_array(weights[conv.input[1]])
+    out_ch, in_ch = w.shape[:2]
+    w2 = np.zeros((out_ch, 4 * in_ch, kernel[0] // 2, kernel[1] // 2), w.dtype)
+    for by in (0, 1):
+        for bx in (0, 1):  # SpaceToDepth puts pixel (by, bx) of each block in channels (2 by + bx) C + c
+            w2[:, (2 * by + bx) * in_ch : (2 * by + bx + 1) * in_ch] = w[:, :, by::2, bx::2]
+    graph.initializer.remove(weights[conv.input[1]])
+    graph.initializer.append(numpy_helper.from_array(w2, conv.input[1]))
+    blocks = f"{conv.input[0]}_blocks"
+    stem = helper.make_node(
+        "SpaceToDepth", [conv.input[0]], [blocks], blocksize=2, name=f"{conv.name}_blocks"
+    )
+    conv.input[0] = blocks
+    del conv.attribute[:]
+    half = [kernel[0] // 2, kernel[1] // 2]
+    conv.attribute.extend(
+        [
+            helper.make_attribute("kernel_shape", half),
+            helper.make_attribute("strides", [1, 1]),
+            helper.make_attribute("pads", [pads[0] // 2] * 4),
+            helper.make_attribute("dilations", [1, 1]),
+            helper.make_attribute("group", 1),
+        ]
+    )
+    graph.node.insert(list(graph.node).index(conv), stem)
+    return blocks
+
+
+def uint8_input(model: Any, quantized: str) -> None:
+    """Let the int8 model take the image's uint8 pixels: drop the QuantizeLinear of ``quantized``.
+
+    The detector's float input is pixel / 255; quantized with scale 1/255 and zero point 0 (fixed at
+    calibration) it is exactly the uint8 pixel, so the model can read uint8 directly: no float
+    conversion on the way in. Requires the data movement before ``quantized`` (SpaceToDepth) to
+    accept uint8, which it does.
+    """
+    from onnx import TensorProto, numpy_helper
+
+    graph = model.graph
+    inits = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    quant = next(n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == quantized)
+    scale, zero = inits[quant.input[1]], inits[quant.input[2]]
+    if not (np.isclose(scale, 1 / 255, rtol=1e-6) and zero.dtype == np.uint8 and int(zero) == 0):
+        raise ValueError(
+            f"input quantization is scale {scale}, zero point {zero}: expected 1/255 and uint8 0"
+        )
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == quant.output[0]:
+                node.input[i] = quantized
+    graph.node.remove(quant)
+    graph.input[0].type.tensor_type.elem_type = TensorProto.UINT8
+    for info in graph.value_info:  # shapes inferred for the float graph: the blocks are uint8 now
+        if info.name == quantized:
+            info.type.tensor_type.elem_type = TensorProto.UINT8
+
+
 def quantize_int8(
     fp32: Path,
     out: Path,
@@ -118,13 +203,16 @@ def quantize_int8(
     imgsz: int,
     count: int = 200,
     method: str = "minmax",
-    first_layer_float: bool = True,
+    first_layer_float: bool = False,
 ) -> Path:
     """Static QDQ int8 calibrated on ``count`` real images of ``calib_dir``.
 
     ``method``: how activation ranges are chosen from the calibration outputs: ``minmax`` (the full
     range seen), ``percentile`` (99.999th percentile, clips rare outliers) or ``entropy`` (KL divergence).
+    The stem becomes SpaceToDepth + convolution (:func:`stem_as_space_to_depth`) and, unless
+    ``first_layer_float``, the model takes uint8 pixels (:func:`uint8_input`).
     """
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -135,23 +223,39 @@ def quantize_int8(
     }
     if method not in methods:
         raise ValueError(f"calibration method must be one of {CALIBRATION_METHODS}, got {method!r}")
-    prepared = out.with_suffix(".pre.onnx")
-    # Static shapes: ONNX shape inference is enough (the symbolic one fails on opset-18 ReduceMax).
-    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     input_name = Detector.from_path(fp32).input_name
-    quantize_static(
-        str(prepared),
-        str(out),
-        _Reader(calibration_images(calib_dir, count), imgsz, input_name),  # type: ignore[arg-type]
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=methods[method],
-        nodes_to_exclude=nodes_kept_in_float(prepared, first_layer_float),
-        extra_options={"CalibPercentile": 99.999},
+    model = onnx.load(str(fp32))
+    blocks = stem_as_space_to_depth(model)
+    stem, prepared = out.with_suffix(".stem.onnx"), out.with_suffix(".pre.onnx")
+    onnx.save(model, str(stem))
+    # Static shapes: ONNX shape inference is enough (the symbolic one fails on opset-18 ReduceMax).
+    quant_pre_process(str(stem), str(prepared), skip_symbolic_shape=True)
+    pixels = blocks if blocks and not first_layer_float else None
+    overrides = (
+        {pixels: [{"scale": np.array(1 / 255, np.float32), "zero_point": np.array(0, np.uint8)}]}
+        if pixels
+        else {}
     )
-    prepared.unlink(missing_ok=True)
+    try:
+        quantize_static(
+            str(prepared),
+            str(out),
+            _Reader(calibration_images(calib_dir, count), imgsz, input_name),  # type: ignore[arg-type]
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=methods[method],
+            nodes_to_exclude=nodes_kept_in_float(prepared, first_layer_float),
+            extra_options={"CalibPercentile": 99.999, "TensorQuantOverrides": overrides},
+        )
+    finally:
+        stem.unlink(missing_ok=True)
+        prepared.unlink(missing_ok=True)
+    if pixels:
+        quantized = onnx.load(str(out))
+        uint8_input(quantized, pixels)
+        onnx.save(quantized, str(out))
     _copy_metadata(fp32, out)
     return out
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from detector.errors import ImageError
 from detector.postprocess import to_source
-from detector.preprocess import PAD_VALUE, decode_image, letterbox, to_tensor
+from detector.preprocess import PAD_VALUE, decode_image, letterbox, to_tensor, to_uint8_tensor
 
 
 @pytest.mark.parametrize(("w", "h"), [(1920, 1080), (1080, 1920), (640, 640), (333, 101)])
@@ -41,6 +41,14 @@ def test_to_tensor_is_rgb_nchw_unit_range() -> None:
     t = to_tensor([bgr])
     assert t.shape == (1, 3, 4, 4) and t.dtype == np.float32
     assert t[0, 2].max() == 1.0 and t[0, 0].max() == 0.0  # blue is the last RGB channel
+
+
+def test_uint8_tensor_is_the_rgb_pixels_in_nchw() -> None:
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8) for _ in range(2)]
+    out = to_uint8_tensor(images)
+    assert out.dtype == np.uint8 and out.shape == (2, 3, 37, 53)
+    assert np.array_equal(out, np.stack([img[..., ::-1] for img in images]).transpose(0, 3, 1, 2))
 
 
 def test_to_tensor_matches_ultralytics_arithmetic_bit_for_bit() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from detector import Detector
 from tests.fixtures import road_like
-from training.export import export_fp32, nodes_kept_in_float, quantize_int8
+from training.export import export_fp32, nodes_kept_in_float, quantize_int8, stem_as_space_to_depth
 from training.offline import configure_offline
 from training.train import build_start_model, model_definition
 
@@ -61,28 +61,64 @@ def test_fast_box_decoding_matches_ultralytics_export(relu_checkpoint: Path, tmp
         np.testing.assert_allclose(a[:, 4:], b[:, 4:], atol=1e-6)  # class scores
 
 
-def test_int8_keeps_first_layer_and_box_decoding_in_float(relu_checkpoint: Path, tmp_path: Path) -> None:
-    fp32 = export_fp32(relu_checkpoint, SIZE, tmp_path / "m-fp32.onnx")
-    calib = tmp_path / "calib"
+@pytest.fixture(scope="module")
+def relu_fp32(relu_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny ReLU model in fp32 and a folder of calibration images."""
+    tmp = tmp_path_factory.mktemp("fp32")
+    calib = tmp / "calib"
     calib.mkdir()
     for i in range(4):
         cv2.imwrite(str(calib / f"{i}.jpg"), road_like(128, 128, i))
-    kept = nodes_kept_in_float(fp32)
+    return export_fp32(relu_checkpoint, SIZE, tmp / "m-fp32.onnx"), calib
+
+
+def test_stem_as_space_to_depth_computes_the_same(relu_fp32: tuple[Path, Path], tmp_path: Path) -> None:
+    fp32, _ = relu_fp32
+    model = onnx.load(str(fp32))
+    assert stem_as_space_to_depth(model) == "images_blocks"
+    ops = [n.op_type for n in model.graph.node]
+    assert ops[:2] == ["SpaceToDepth", "Conv"]
+    onnx.save(model, str(tmp_path / "s2d.onnx"))
+    x = np.random.default_rng(1).random((1, 3, SIZE, SIZE), dtype=np.float32)
+    a, b = _run(fp32, x), _run(tmp_path / "s2d.onnx", x)
+    np.testing.assert_allclose(a[:, :4], b[:, :4], atol=1e-3)
+    np.testing.assert_allclose(a[:, 4:], b[:, 4:], atol=1e-5)
+    assert stem_as_space_to_depth(model) is None  # the new stem (3x3, stride 1) does not qualify again
+
+
+def test_int8_takes_uint8_pixels_and_keeps_box_decoding_in_float(
+    relu_fp32: tuple[Path, Path], tmp_path: Path
+) -> None:
+    fp32, calib = relu_fp32
+    kept = nodes_kept_in_float(fp32, first_layer=False)
     graph = onnx.load(str(fp32)).graph
-    first_conv = next(n for n in graph.node if n.op_type == "Conv")
-    assert first_conv.name in kept and any(name.startswith("/model.0/act/") for name in kept)
     assert "/model.24/dfl/Exp" in kept and graph.node[-1].name in kept
-    assert len(nodes_kept_in_float(fp32, first_layer=False)) == len(kept) - 2  # conv + its ReLU
+    assert not any(name.startswith("/model.0/") for name in kept)
+    with_first = nodes_kept_in_float(fp32)
+    assert len(with_first) == len(kept) + 2 and "/model.0/act/Relu" in with_first  # the conv and its ReLU
 
     int8 = quantize_int8(fp32, tmp_path / "m-int8.onnx", calib, SIZE, count=4)
-    nodes = onnx.load(str(int8)).graph.node
-    # The first Conv still reads the float image with float weights (no DequantizeLinear feeds them).
-    # (Its bias may be shared with other layers in an untrained model, and dequantized for them.)
+    model = onnx.load(str(int8))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    first = model.graph.node[0]
+    assert first.op_type == "SpaceToDepth" and first.input[0] == "images"
+    # The uint8 blocks go straight to a DequantizeLinear with scale 1/255: pixel / 255, exactly.
+    (dq,) = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == first.output[0]]
+    scale = next(i for i in model.graph.initializer if i.name == dq.input[1])
+    assert onnx.numpy_helper.to_array(scale) == np.float32(1 / 255)
+    det, ref = Detector.from_path(int8), Detector.from_path(fp32)
+    assert det.uint8_input and not ref.uint8_input
+    assert det.imgsz == SIZE and det.names == ref.names  # metadata copied from the fp32 file
+    image = road_like(SIZE, SIZE, 7)
+    x = image[..., ::-1].transpose(2, 0, 1)[None]
+    q, f = _run(int8, np.ascontiguousarray(x)), _run(fp32, x.astype(np.float32) / 255)
+    assert np.abs(q[:, 4:] - f[:, 4:]).mean() < 0.02  # class scores of the int8 model follow fp32's
+
+    kept_float = quantize_int8(fp32, tmp_path / "f-int8.onnx", calib, SIZE, count=4, first_layer_float=True)
+    nodes = onnx.load(str(kept_float)).graph.node
     dequantized = {o for n in nodes if n.op_type == "DequantizeLinear" for o in n.output}
-    first, second = [n for n in nodes if n.op_type == "Conv"][:2]
-    assert first.input[0] == "images" and first.input[1] not in dequantized
-    assert {second.input[0], second.input[1]} <= dequantized  # ...and the next one is int8
-    det = Detector.from_path(int8)
-    assert det.imgsz == SIZE and len(det.names) == 4  # metadata copied from the fp32 file
+    stem = next(n for n in nodes if n.op_type == "Conv")
+    assert stem.input[0] == "images_blocks" and stem.input[1] not in dequantized  # float image, weights
+    assert not Detector.from_path(kept_float).uint8_input
     with pytest.raises(ValueError, match="calibration method"):
         quantize_int8(fp32, tmp_path / "x.onnx", calib, SIZE, count=4, method="magic")
