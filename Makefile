@@ -7,7 +7,7 @@ DATA ?= ../shared/data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help setup system-deps test lint run db-start db-stop dataset train release bench clean labelstudio-start labelstudio-stop adapt
+.PHONY: help setup system-deps test lint run db-start db-stop dataset train train-v1 release bench clean labelstudio-start labelstudio-stop adapt
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,7 +50,10 @@ labelstudio-stop: ## Stop it (its data stays in .labelstudio/data)
 dataset: setup ## Build the training set from $(DATA) into data/rdd-cm
 	$(PY) -m datasets build --out data/rdd-cm --val-start 1300 $(DATA)/rdd2022
 
-train: dataset ## Train the shipped model's config (hours on 2 CPU cores)
+train: dataset ## Train the shipped model v2: v1 fine-tuned with ReLU (about 1 h on 2 CPU cores)
+	$(PY) -m training train --data data/rdd-cm --config training/configs/yolov5nu-relu-416.yaml
+
+train-v1: dataset ## Train v1 from the COCO YOLOv5n seed, the start of v2 (about 2 h on 2 CPU cores)
 	$(PY) -m training train --data data/rdd-cm --config training/configs/yolov5nu-seeded-416.yaml
 
 # Fine-tune the default model on a city's corrections (`python -m service labelstudio pull`) on the CPU;
@@ -61,20 +64,20 @@ EPOCHS ?= 10
 adapt: setup ## Fine-tune on $(CORRECTIONS) (+ $(BASE_DATA)) for $(EPOCHS) epochs; promote only if better
 	$(PY) -m training adapt --corrections $(CORRECTIONS) $(if $(wildcard $(BASE_DATA)/data.yaml),--base-data $(BASE_DATA)) --epochs $(EPOCHS)
 
-RUN ?= runs/yolov5nu-seeded-416
-VERSION ?= v1
+RUN ?= runs/yolov5nu-relu-416
+VERSION ?= v2
 release: setup ## Export $(RUN)'s best checkpoint as model $(VERSION): fp32 + int8, evaluated, in weights/
 	$(PY) -m datasets build --quiet --out data/rf $(DATA)/roboflow-road-crack >/dev/null
 	$(PY) -m training release --weights $(RUN)/weights/best.pt --version $(VERSION) --data data/rdd-cm \
-		--extra-data data/rf --calib data/rdd-cm/images/train
+		--extra-data data/rf --calib data/rdd-cm/images/train --calib-method percentile --calib-count 100
 
 bench: setup ## All benchmarks (minutes; run on a quiet machine): tables on stdout, numbers in bench/results/
-	$(PY) bench/detector.py data/rdd-cm/images/val --weights $$(ls weights/*-fp32.onnx | tail -1) \
-		--int8 $$(ls weights/*-int8.onnx | tail -1) --pt $(RUN)/weights/best.pt --threads 1
+	$(PY) bench/detector.py data/rdd-cm/images/val --weights weights/roadwatch-yolov5nu-$(VERSION)-fp32.onnx \
+		--int8 weights/roadwatch-yolov5nu-$(VERSION)-int8.onnx --pt $(RUN)/weights/best.pt --threads 1
 	$(PY) bench/association.py
 	$(PY) bench/service.py throughput
 	$(PY) bench/service.py read
-	$(PY) bench/anonymized_map.py --weights $$(ls weights/*-fp32.onnx | tail -1) --data data/rdd-cm
+	$(PY) bench/anonymized_map.py --weights weights/roadwatch-yolov5nu-$(VERSION)-fp32.onnx --data data/rdd-cm
 	$(PY) bench/privacy_audit.py $(DATA)
 
 clean: db-stop labelstudio-stop
