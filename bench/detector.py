@@ -78,7 +78,7 @@ def stage_ms(det: Detector, images: list[np.ndarray]) -> dict[str, float]:
     import time
 
     from detector.postprocess import decode, nms
-    from detector.preprocess import letterbox, to_tensor
+    from detector.preprocess import letterbox, to_tensor, to_uint8_tensor
 
     times: dict[str, list[float]] = {
         "letterbox_ms": [],
@@ -90,7 +90,7 @@ def stage_ms(det: Detector, images: list[np.ndarray]) -> dict[str, float]:
         t0 = time.perf_counter()
         boxed, _ = letterbox(image, det.imgsz)
         t1 = time.perf_counter()
-        tensor = to_tensor([boxed])
+        tensor = (to_uint8_tensor if det.uint8_input else to_tensor)([boxed])
         t2 = time.perf_counter()
         head = det.session.run(None, {det.input_name: tensor})[0][0]
         t3 = time.perf_counter()

@@ -69,7 +69,10 @@ def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
 
 
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
-    """Resize keeping the aspect ratio and pad to ``size`` x ``size`` (grey 114), centred."""
+    """Resize keeping the aspect ratio and pad to ``size`` x ``size`` (grey 114), centred.
+
+    An image that is already ``size`` x ``size`` comes back as is (not copied): do not modify it.
+    """
     h, w = image.shape[:2]
     gain = min(size / h, size / w)
     new_w, new_h = round(w * gain), round(h * gain)

@@ -89,10 +89,13 @@ def role_at_least(role: str, needed: str) -> bool:
 class LoginThrottle:
     """Failed staff logins per user name, in this process.
 
-    After ``max_failures`` failures within ``window_s`` seconds the name is locked until the oldest of
-    them is ``window_s`` old: even the right password is refused meanwhile, so guessing online gets
-    ``max_failures`` tries per window. A successful login clears the name's failures. Keyed by name,
-    not address: proxies hide addresses, and a guesser can change his.
+    Every attempt counts as a failure from the moment it starts (:meth:`begin`, one locked step), so
+    parallel guesses cannot all pass the check before any is counted; a successful login clears the
+    name (:meth:`succeeded`). After ``max_failures`` within ``window_s`` seconds the name is locked
+    until the oldest of them is ``window_s`` old: even the right password is refused meanwhile, so
+    guessing online gets ``max_failures`` tries per window. Keyed by name, not address: proxies hide
+    addresses, and a guesser can change his. (So anyone can lock a name for a window: the price of
+    not letting anyone guess it.)
     """
 
     MAX_NAMES = 10_000  # bounded memory under a flood of made-up names
@@ -116,26 +119,52 @@ class LoginThrottle:
             self._failures.pop(key, None)
         return times
 
+    def _wait(self, times: deque[float], now: float) -> int:
+        if len(times) < self.max_failures:
+            return 0
+        return max(1, math.ceil(times[0] + self.window_s - now))
+
     def retry_after(self, username: str) -> int:
         """Seconds until ``username`` may try again; 0 when it may now."""
         with self._lock:
             now = self._clock()
-            times = self._recent(self._key(username), now)
-            if len(times) < self.max_failures:
-                return 0
-            return max(1, math.ceil(times[0] + self.window_s - now))
+            return self._wait(self._recent(self._key(username), now), now)
 
-    def failed(self, username: str) -> None:
+    def begin(self, username: str) -> int:
+        """Start an attempt: 0 and the attempt counted (as failed until :meth:`succeeded`), or the
+        seconds to wait (nothing counted)."""
         with self._lock:
             now, key = self._clock(), self._key(username)
-            if key not in self._failures and len(self._failures) >= self.MAX_NAMES:
-                for other in list(self._failures):  # drop expired names first, then the oldest
-                    self._recent(other, now)
-                if len(self._failures) >= self.MAX_NAMES:
-                    self._failures.pop(next(iter(self._failures)))
             times = self._recent(key, now)
+            wait = self._wait(times, now)
+            if wait:
+                return wait
+            if key not in self._failures and len(self._failures) >= self.MAX_NAMES:
+                self._make_room(now)
             times.append(now)
             self._failures[key] = times
+            return 0
+
+    def failed(self, username: str) -> None:
+        """Count a failure without :meth:`begin` (an attempt that was never started here)."""
+        with self._lock:
+            now, key = self._clock(), self._key(username)
+            times = self._recent(key, now)
+            if key not in self._failures and len(self._failures) >= self.MAX_NAMES:
+                self._make_room(now)
+            times.append(now)
+            self._failures[key] = times
+
+    def _make_room(self, now: float) -> None:
+        for other in list(self._failures):  # expired names first
+            self._recent(other, now)
+        if len(self._failures) < self.MAX_NAMES:
+            return
+        # Then the name with the fewest failures that is not locked: a flood of made-up names must
+        # not push a locked (attacked) name out.
+        open_names = [k for k, t in self._failures.items() if len(t) < self.max_failures]
+        victim = min(open_names or self._failures, key=lambda k: len(self._failures[k]))
+        del self._failures[victim]
 
     def succeeded(self, username: str) -> None:
         with self._lock:

@@ -77,7 +77,7 @@ def current_user(
                 return user
         # Past the cache (credentials verified in the last BASIC_CACHE_S): guesses never hit it.
         throttle = request.app.state.login_throttle
-        wait = throttle.retry_after(creds.username)
+        wait = throttle.begin(creds.username)
         if wait:
             raise HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS,
@@ -85,9 +85,7 @@ def current_user(
                 headers={"Retry-After": str(wait)},
             )
         user = authenticate(session, creds.username, creds.password)
-        if user is None:
-            throttle.failed(creds.username)
-        else:
+        if user is not None:
             throttle.succeeded(creds.username)
             if len(_basic_cache) > 1000:
                 _basic_cache.clear()

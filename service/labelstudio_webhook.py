@@ -46,8 +46,9 @@ def webhook(
         raise HTTPException(422, "payload needs 'task' and 'annotation' objects")
     project = payload.get("project")
     project_id = task.get("project") or (project.get("id") if isinstance(project, dict) else None)
-    if not _is_id(task["id"]) or (project_id is not None and not _is_id(project_id)):
-        raise HTTPException(422, "task and project ids must be positive integers")
+    ids = [task["id"], annotation.get("id"), *([project_id] if project_id is not None else [])]
+    if not all(_is_id(value) for value in ids):
+        raise HTTPException(422, "task, annotation and project ids must be positive integers")
     if not isinstance(task.get("data") or {}, dict) or not isinstance(annotation.get("result", []), list):
         raise HTTPException(422, "'task.data' must be an object and 'annotation.result' a list")
     with transaction(request.app.state.sessions) as session:

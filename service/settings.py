@@ -26,8 +26,7 @@ class Settings(BaseSettings):
     max_pixels: int = 40_000_000
     max_images_per_batch: int = 200
     max_track_bytes: int = 20 * 1024 * 1024
-    # Measured on a simulated drive (bench/association.py): 4 m after drive alignment; 8 m to search
-    # when a drive has no offset estimate yet.
+    # Measured on simulated drives (bench/association.py): 4 m once the drive's offset is applied.
     association_radius_m: float = 4.0
     # Where a drive without a known GPS offset looks for known sites: two drives' errors of up to 5 m
     # each can differ by 10 m (bench/association.py).

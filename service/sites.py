@@ -1,12 +1,13 @@
 """Damage sites: associate an observation with the site of the same defect, and rescore sites.
 
-Association takes the nearest site of a compatible class within a radius (PostGIS KNN on the GiST
-index, then an exact metric distance on the few nearest), and moves the site's position estimate
+Association takes the nearest site of a compatible class within a radius (PostGIS ST_DWithin on the
+GiST index with a radius in degrees that holds the circle, then the exact metric distance), and moves the site's position estimate
 towards the observation, weighted by confidence and by how close the camera was.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from datetime import UTC, datetime
 
@@ -31,7 +32,7 @@ COMPATIBLE: dict[str, tuple[str, ...]] = {
 # a repaired site does not: damage seen there again is new damage.
 ASSOCIABLE_STATUSES = ("open", "confirmed", "scheduled", "rejected")
 ROAD_SEARCH_M = 15.0
-KNN_CANDIDATES = 5
+NEARBY_LIMIT = 50  # sites within one search radius; more than this would be a data error
 
 
 def site_latlon(site: DamageSite) -> tuple[float, float]:
@@ -44,17 +45,21 @@ def nearby_sites(
 ) -> list[tuple[DamageSite, float]]:
     """Associable sites of a compatible class within ``radius_m``, nearest first, with distances (m)."""
     pt = point(lat, lon)
+    # A radius in degrees that holds the metric circle (a degree of longitude is the shorter one):
+    # the GiST index narrows the search to it, the exact distance decides.
+    radius_deg = radius_m / (111_320.0 * max(math.cos(math.radians(lat)), 1e-6))
     candidates = session.scalars(
         select(DamageSite)
         .where(
             DamageSite.status.in_(ASSOCIABLE_STATUSES),
             DamageSite.class_name.in_(COMPATIBLE.get(class_name, (class_name,))),
+            func.ST_DWithin(DamageSite.position, pt, radius_deg),
         )
-        .order_by(DamageSite.position.op("<->")(pt))  # KNN on the GiST index (degrees)
-        .limit(KNN_CANDIDATES)
+        .order_by(DamageSite.position.op("<->")(pt))
+        .limit(NEARBY_LIMIT)
     ).all()
     found = []
-    for site in candidates:  # degrees are not metres: choose among the few by true distance
+    for site in candidates:
         d = haversine_m(lat, lon, *site_latlon(site))
         if d <= radius_m:
             found.append((site, d))

@@ -1,5 +1,6 @@
 """A built wheel carries every file the packages read at run time (templates, static files, locales,
-migrations, training configs), not only the Python modules: an install that is not editable works."""
+migrations, training configs), not only the Python modules. (Weights and var/ are looked up beside
+the source tree, WEIGHTS_DIR and PROJECT_ROOT: the service runs from a checkout.)"""
 
 from __future__ import annotations
 

@@ -32,8 +32,8 @@ def _dfl_along_bins() -> Iterator[None]:
 
     ultralytics writes it as Transpose + Softmax over axis 1 + a 1x1 Conv with weights 0..15; ONNX
     Runtime runs that Softmax over a non-last axis slowly (2 ms of 25 ms per image on this CPU). The
-    same arithmetic as ReduceMax, Sub, Exp, Mul, ReduceSum, Div takes 0.2 ms; outputs agree to 4e-6
-    (tests/test_export.py) and the ONNX file keeps ultralytics' output layout.
+    same arithmetic as ReduceMax, Sub, Exp, Mul, ReduceSum, Div takes 0.2 ms; outputs agree to float
+    rounding (training/tests/test_export.py) and the ONNX file keeps ultralytics' output layout.
     """
     from ultralytics.nn.modules.block import DFL
 
@@ -178,6 +178,9 @@ def uint8_input(model: Any, quantized: str) -> None:
     from onnx import TensorProto, numpy_helper
 
     graph = model.graph
+    readers = [n for n in graph.node if graph.input[0].name in n.input]
+    if [(n.op_type, list(n.output)) for n in readers] != [("SpaceToDepth", [quantized])]:
+        raise ValueError(f"expected the input to feed one SpaceToDepth making {quantized!r}, got {readers}")
     inits = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     quant = next(n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == quantized)
     scale, zero = inits[quant.input[1]], inits[quant.input[2]]
@@ -204,13 +207,14 @@ def quantize_int8(
     count: int = 200,
     method: str = "minmax",
     first_layer_float: bool = False,
+    uint8_pixels: bool = True,
 ) -> Path:
     """Static QDQ int8 calibrated on ``count`` real images of ``calib_dir``.
 
     ``method``: how activation ranges are chosen from the calibration outputs: ``minmax`` (the full
     range seen), ``percentile`` (99.999th percentile, clips rare outliers) or ``entropy`` (KL divergence).
     The stem becomes SpaceToDepth + convolution (:func:`stem_as_space_to_depth`) and, unless
-    ``first_layer_float``, the model takes uint8 pixels (:func:`uint8_input`).
+    ``first_layer_float`` or not ``uint8_pixels``, the model takes uint8 pixels (:func:`uint8_input`).
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -252,7 +256,7 @@ def quantize_int8(
     finally:
         stem.unlink(missing_ok=True)
         prepared.unlink(missing_ok=True)
-    if pixels:
+    if pixels and uint8_pixels:
         quantized = onnx.load(str(out))
         uint8_input(quantized, pixels)
         onnx.save(quantized, str(out))
@@ -314,7 +318,8 @@ def export_release(
     quantization = {
         "format": "QDQ static, per-channel; activations uint8, weights int8",
         "calibration": f"{calib_method}, {calib_count} training images",
-        "float": "first convolution; box decoding after the last convolution",
+        "float": "box decoding after the last convolution",
+        "input": "uint8 pixels (the stem runs as SpaceToDepth + int8 convolution)",
     }
     probe = calibration_images(calib_dir, 8, seed=1)
     entries = []

@@ -56,8 +56,10 @@ def settings(clean_db: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings):  # type: ignore[no-untyped-def]
+    from service import deps
     from service.app import create_app
 
+    deps._basic_cache.clear()  # verified Basic logins of an earlier test's users (ids restart per database)
     return create_app(settings)
 
 

@@ -463,6 +463,7 @@ def test_webhook_writes_the_annotation(ls_settings: Settings, sessions: sessionm
             {**payload, "task": {**payload["task"], "data": ["not", "an", "object"]}},
             {**payload, "annotation": {**payload["annotation"], "result": {"x": 1}}},
             {**payload, "task": "nope"},
+            {**payload, "annotation": {**payload["annotation"], "id": "7"}},
         ):
             r = client.post(url, json=bad, headers=auth)
             assert r.status_code == 422, (bad, r.status_code, r.text)

@@ -53,23 +53,30 @@ def test_login_throttle_counts_failures_per_name_within_the_window() -> None:
     now = [1000.0]
     throttle = LoginThrottle(max_failures=3, window_s=60, clock=lambda: now[0])
     for _ in range(2):
-        throttle.failed("Reviewer ")
+        assert throttle.begin("Reviewer ") == 0  # an attempt counts from its start
     assert throttle.retry_after("reviewer") == 0  # names compare trimmed and case-folded
-    throttle.failed("reviewer")
-    assert throttle.retry_after("REVIEWER") == 60 and throttle.retry_after("admin") == 0
+    assert throttle.begin("reviewer") == 0
+    assert throttle.begin("REVIEWER") == 60 and throttle.retry_after("admin") == 0
     now[0] += 59.5
     assert throttle.retry_after("reviewer") == 1
     now[0] += 1
     assert throttle.retry_after("reviewer") == 0  # the oldest failure left the window
-    throttle.failed("reviewer")
+    throttle.begin("reviewer")
     throttle.succeeded("reviewer")
     throttle.failed("reviewer")
     assert throttle.retry_after("reviewer") == 0  # success cleared the earlier ones
-    many = LoginThrottle(max_failures=1, window_s=60, clock=lambda: now[0])
-    many.MAX_NAMES = 5
-    for i in range(20):
-        many.failed(f"guess{i}")
-    assert len(many._failures) == 5 and many.retry_after("guess19") == 60
+
+
+def test_login_throttle_memory_is_bounded_and_keeps_locked_names() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(max_failures=2, window_s=60, clock=lambda: now[0])
+    throttle.MAX_NAMES = 5
+    throttle.begin("anna")
+    throttle.begin("anna")  # locked, and the oldest name in the table
+    for i in range(20):  # a flood of made-up names
+        throttle.begin(f"guess{i}")
+    assert len(throttle._failures) == 5
+    assert throttle.retry_after("anna") == 60 and throttle.begin("anna") == 60
 
 
 def test_repeated_failed_logins_lock_the_name(app, client, staff) -> None:  # type: ignore[no-untyped-def]

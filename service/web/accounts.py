@@ -40,12 +40,10 @@ def login(
     next: Annotated[str, Form()] = "/sites",
 ) -> Response:
     throttle = request.app.state.login_throttle
-    wait = throttle.retry_after(username) if username else 0
+    wait = throttle.begin(username) if username and password else 0
     user = authenticate(session, username.strip(), password) if username and password and not wait else None
     if user is None:
         t = translator(request)
-        if username and password and not wait:
-            throttle.failed(username)
         response = page(
             request,
             "login.html",
