@@ -110,6 +110,7 @@ def main() -> int:
     parser.add_argument("--pt", type=Path, help="the PyTorch checkpoint, for ultralytics' eager predict")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--n", type=int, default=50)
+    parser.add_argument("--label", help="suffix of the results file (detector-<threads>t[-label].json)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     paths = sorted(p for p in args.folder.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[
@@ -175,7 +176,7 @@ def main() -> int:
         f"compute floor {floor_ms:.1f} ms/image; {len(images)} images from {args.folder}"
     )
     path = write_result(
-        f"detector-{args.threads}t",
+        f"detector-{args.threads}t" + (f"-{args.label}" if args.label else ""),
         {
             "weights": args.weights.name,
             "int8": args.int8.name if args.int8 else None,
