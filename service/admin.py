@@ -7,13 +7,15 @@ import json
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 from geoalchemy2.shape import from_shape
 from shapely.geometry import LineString, MultiLineString, shape
+from sqlalchemy import select
 
 from service.auth import add_user, add_vehicle
 from service.db import make_engine, make_sessionmaker, transaction
-from service.models import RoadSegment
+from service.models import RoadSegment, Vehicle
 from service.settings import Settings
 
 
@@ -46,8 +48,6 @@ def import_roads(sessions, path: Path) -> int:  # type: ignore[no-untyped-def]
 
 def demo_credentials(sessions) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """A fresh token for the vehicle 'demo'; an 'admin' account with a printed password, once."""
-    from sqlalchemy import select
-
     from service.auth import new_token, token_hash
     from service.models import User, Vehicle
 
@@ -67,19 +67,85 @@ def demo_credentials(sessions) -> dict[str, str]:  # type: ignore[no-untyped-def
     return out
 
 
+def vehicle_record(vehicle: Vehicle) -> dict[str, Any]:
+    """What an administrator sees of a vehicle (never its token)."""
+    return {
+        "vehicle": vehicle.name,
+        "id": vehicle.id,
+        "active": vehicle.active,
+        "camera_height_m": vehicle.camera_height_m,
+        "camera_pitch_deg": vehicle.camera_pitch_deg,
+        "camera_hfov_deg": vehicle.camera_hfov_deg,
+        # None: the service's ROADWATCH_PRIVACY_HORIZON; 0: no band
+        "privacy_horizon": vehicle.privacy_horizon,
+    }
+
+
+def list_vehicles(sessions) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        return [vehicle_record(v) for v in session.scalars(select(Vehicle).order_by(Vehicle.name))]
+
+
+def _check_camera(height_m: float, pitch_deg: float, hfov_deg: float) -> None:
+    if not 0.2 <= height_m <= 10:
+        raise ValueError(f"camera height must be 0.2..10 m above the road, got {height_m}")
+    if not 0 < pitch_deg < 90:
+        raise ValueError(f"camera pitch must be 0..90 degrees below horizontal, got {pitch_deg}")
+    if not 10 <= hfov_deg <= 170:
+        raise ValueError(f"horizontal field of view must be 10..170 degrees, got {hfov_deg}")
+
+
+def _horizon_value(value: Any) -> float | None:
+    """CLI value -> stored value: 'default' -> None (the service setting), 'none' -> 0.0 (no band)."""
+    return None if value == "default" else 0.0 if value == "none" else float(value)
+
+
+def manage_vehicle(sessions, args: argparse.Namespace) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """``vehicle add|set|revoke|token``; returns what to print (a token only when one is issued)."""
+    from service.auth import new_token, token_hash
+
+    with transaction(sessions) as session:
+        if args.action == "add":
+            _check_camera(args.height_m, args.pitch_deg, args.hfov_deg)
+            vehicle, token = add_vehicle(
+                session,
+                args.name,
+                camera_height_m=args.height_m,
+                camera_pitch_deg=args.pitch_deg,
+                camera_hfov_deg=args.hfov_deg,
+            )
+            if args.privacy_horizon is not None:
+                vehicle.privacy_horizon = _horizon_value(args.privacy_horizon)
+            return {**vehicle_record(vehicle), "token": token}
+        vehicle = session.scalar(select(Vehicle).where(Vehicle.name == args.name))
+        if vehicle is None:
+            raise ValueError(f"no vehicle named {args.name!r} (see `python -m service vehicle list`)")
+        if args.action == "set":
+            height = args.height_m if args.height_m is not None else vehicle.camera_height_m
+            pitch = args.pitch_deg if args.pitch_deg is not None else vehicle.camera_pitch_deg
+            hfov = args.hfov_deg if args.hfov_deg is not None else vehicle.camera_hfov_deg
+            _check_camera(height, pitch, hfov)
+            vehicle.camera_height_m, vehicle.camera_pitch_deg, vehicle.camera_hfov_deg = height, pitch, hfov
+            if isinstance(args.privacy_horizon, float | str):
+                vehicle.privacy_horizon = _horizon_value(args.privacy_horizon)
+            return vehicle_record(vehicle)
+        if args.action == "revoke":
+            vehicle.active = False
+            return vehicle_record(vehicle)
+        token = new_token()  # "token": a new one replaces the old, and the vehicle may upload again
+        vehicle.token_hash, vehicle.active = token_hash(token), True
+        return {**vehicle_record(vehicle), "token": token}
+
+
 def run_admin(settings: Settings, args: argparse.Namespace) -> int:
     sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=1))
     try:
         if args.command == "vehicle":
-            with transaction(sessions) as session:
-                vehicle, token = add_vehicle(
-                    session,
-                    args.name,
-                    camera_height_m=args.height_m,
-                    camera_pitch_deg=args.pitch_deg,
-                    camera_hfov_deg=args.hfov_deg,
-                )
-                print(json.dumps({"vehicle": vehicle.name, "id": vehicle.id, "token": token}))
+            if args.action == "list":
+                for row in list_vehicles(sessions):
+                    print(json.dumps(row))
+            else:
+                print(json.dumps(manage_vehicle(sessions, args)))
         elif args.command == "user":
             password = args.password or secrets.token_urlsafe(12)
             with transaction(sessions) as session:

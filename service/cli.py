@@ -21,6 +21,26 @@ def _settings():  # type: ignore[no-untyped-def]
         sys.exit(f"configuration error (set DATABASE_URL): {exc.errors()[0]['msg']}")
 
 
+_UNSET = object()
+
+
+def _horizon(value: str) -> float | str | None:
+    """'none' (no band), 'default' (the service setting) or a fraction of the height in 0..1."""
+    if value in ("none", "default"):
+        return value
+    try:
+        fraction = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number in 0..1, 'none' or 'default', got {value!r}"
+        ) from None
+    if not 0.0 <= fraction <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"the privacy horizon is a fraction of the height (0..1), got {fraction}"
+        )
+    return fraction
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -40,6 +60,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--height-m", type=float, default=1.4, help="camera height above the road")
     p.add_argument("--pitch-deg", type=float, default=10.0, help="camera tilt below horizontal")
     p.add_argument("--hfov-deg", type=float, default=100.0, help="horizontal field of view")
+    p.add_argument(
+        "--privacy-horizon", type=_horizon, help="fraction of the height blurred from the top, or none"
+    )
+    vsub.add_parser("list", help="all vehicles with their camera and privacy settings (never tokens)")
+    p = vsub.add_parser("set", help="change a vehicle's camera geometry or privacy band")
+    p.add_argument("name")
+    p.add_argument("--height-m", type=float)
+    p.add_argument("--pitch-deg", type=float)
+    p.add_argument("--hfov-deg", type=float)
+    p.add_argument(
+        "--privacy-horizon",
+        type=_horizon,
+        default=_UNSET,
+        help="fraction of the height blurred from the top (0..1), 'none' for no band, "
+        "'default' for ROADWATCH_PRIVACY_HORIZON",
+    )
+    p = vsub.add_parser("revoke", help="deactivate a vehicle: its token stops working at once")
+    p.add_argument("name")
+    p = vsub.add_parser("token", help="issue a new upload token (the old one stops working); reactivates")
+    p.add_argument("name")
     p = sub.add_parser("user", help="manage staff accounts")
     usub = p.add_subparsers(dest="action", required=True)
     p = usub.add_parser("add", help="add a staff user; prints a generated password unless --password")
