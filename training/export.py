@@ -310,35 +310,62 @@ def export_release(
     calib_count: int = 200,
     calib_method: str = "minmax",
 ) -> list[dict[str, Any]]:
-    """fp32 + int8 files in weights/, checked, with manifest entries; returns the entries."""
-    fp32 = export_fp32(checkpoint, imgsz, weights_dir / f"{name}-{version}-fp32.onnx")
-    int8 = quantize_int8(
-        fp32, weights_dir / f"{name}-{version}-int8.onnx", calib_dir, imgsz, calib_count, calib_method
-    )
-    quantization = {
-        "format": "QDQ static, per-channel; activations uint8, weights int8",
-        "calibration": f"{calib_method}, {calib_count} training images",
-        "float": "box decoding after the last convolution",
-        "input": "uint8 pixels (the stem runs as SpaceToDepth + int8 convolution)",
-    }
-    probe = calibration_images(calib_dir, 8, seed=1)
-    entries = []
-    for precision, path in (("fp32", fp32), ("int8", int8)):
-        info = check_model(path, probe)
-        entries.append(
-            {
-                "name": f"{name}-{version}-{precision}",
-                "version": version,
-                "precision": precision,
-                "file": path.name,
-                "sha256": sha256_file(path),
-                "classes": info["classes"],
-                "imgsz": info["imgsz"],
-                "data_version": data_version,
-                "metrics": (metrics or {}).get(precision, {}),
-            }
+    """fp32 + int8 files in weights/, checked, with manifest entries; returns the entries.
+
+    Both are written to a staging folder and loaded and run by ``detector`` there; only files that
+    pass move into ``weights_dir`` (a failed export leaves the shipped files as they were).
+    """
+    import tempfile
+
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=weights_dir))
+    try:
+        staged = _export_checked(
+            checkpoint, name, version, imgsz, calib_dir, staging, calib_count, calib_method
         )
-        if precision == "int8":
-            entries[-1]["quantization"] = quantization
+        entries = []
+        for precision, (path, info) in staged.items():
+            target = weights_dir / path.name
+            shutil.move(path, target)
+            entries.append(
+                {
+                    "name": f"{name}-{version}-{precision}",
+                    "version": version,
+                    "precision": precision,
+                    "file": target.name,
+                    "sha256": sha256_file(target),
+                    "classes": info["classes"],
+                    "imgsz": info["imgsz"],
+                    "data_version": data_version,
+                    "metrics": (metrics or {}).get(precision, {}),
+                }
+            )
+            if precision == "int8":
+                entries[-1]["quantization"] = {
+                    "format": "QDQ static, per-channel; activations uint8, weights int8",
+                    "calibration": f"{calib_method}, {calib_count} training images",
+                    "float": "box decoding after the last convolution",
+                    "input": "uint8 pixels (the stem runs as SpaceToDepth + int8 convolution)",
+                }
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     update_manifest(entries, f"{name}-{version}-{default_precision}", weights_dir)
     return entries
+
+
+def _export_checked(
+    checkpoint: Path,
+    name: str,
+    version: str,
+    imgsz: int,
+    calib_dir: Path,
+    folder: Path,
+    calib_count: int,
+    calib_method: str,
+) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """fp32 and int8 files in ``folder``, each loaded and run on real images by our detector."""
+    fp32 = export_fp32(checkpoint, imgsz, folder / f"{name}-{version}-fp32.onnx")
+    int8 = quantize_int8(
+        fp32, folder / f"{name}-{version}-int8.onnx", calib_dir, imgsz, calib_count, calib_method
+    )
+    probe = calibration_images(calib_dir, 8, seed=1)
+    return {"fp32": (fp32, check_model(fp32, probe)), "int8": (int8, check_model(int8, probe))}

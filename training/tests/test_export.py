@@ -3,6 +3,7 @@ layers in float; a ReLU definition builds a ReLU model (and does not leak into t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -12,6 +13,7 @@ import onnxruntime as ort
 import pytest
 
 from detector import Detector
+from detector.errors import ModelError
 from tests.fixtures import road_like
 from training.export import export_fp32, nodes_kept_in_float, quantize_int8, stem_as_space_to_depth
 from training.offline import configure_offline
@@ -124,3 +126,33 @@ def test_int8_takes_uint8_pixels_and_keeps_box_decoding_in_float(
     assert not Detector.from_path(kept_float).uint8_input
     with pytest.raises(ValueError, match="calibration method"):
         quantize_int8(fp32, tmp_path / "x.onnx", calib, SIZE, count=4, method="magic")
+
+
+def test_release_files_are_checked_before_they_reach_weights(
+    relu_checkpoint: Path, relu_fp32: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training import export
+
+    _, calib = relu_fp32
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    entries = export.export_release(
+        relu_checkpoint, "m", "v9", SIZE, calib, "data-x", weights_dir=weights, calib_count=4
+    )
+    assert sorted(p.name for p in weights.iterdir()) == ["m-v9-fp32.onnx", "m-v9-int8.onnx", "manifest.json"]
+    manifest = json.loads((weights / "manifest.json").read_text())
+    assert manifest["default"] == "m-v9-fp32" and [e["precision"] for e in entries] == ["fp32", "int8"]
+    assert "quantization" in entries[1] and entries[1]["sha256"] == export.sha256_file(
+        weights / "m-v9-int8.onnx"
+    )
+
+    def broken(path: Path, images: list[Path]) -> dict:
+        raise ModelError(f"{path.name}: does not run")
+
+    monkeypatch.setattr(export, "check_model", broken)
+    before = {p.name: p.read_bytes() for p in weights.iterdir()}
+    with pytest.raises(ModelError, match="does not run"):
+        export.export_release(
+            relu_checkpoint, "m", "v10", SIZE, calib, "data-x", weights_dir=weights, calib_count=4
+        )
+    assert {p.name: p.read_bytes() for p in weights.iterdir()} == before  # nothing new, no leftovers
