@@ -86,7 +86,7 @@ def list_vehicles(sessions) -> list[dict[str, Any]]:  # type: ignore[no-untyped-
         return [vehicle_record(v) for v in session.scalars(select(Vehicle).order_by(Vehicle.name))]
 
 
-def _check_camera(height_m: float, pitch_deg: float, hfov_deg: float) -> None:
+def check_camera(height_m: float, pitch_deg: float, hfov_deg: float) -> None:
     if not 0.2 <= height_m <= 10:
         raise ValueError(f"camera height must be 0.2..10 m above the road, got {height_m}")
     if not 0 < pitch_deg < 90:
@@ -106,7 +106,7 @@ def manage_vehicle(sessions, args: argparse.Namespace) -> dict[str, Any]:  # typ
 
     with transaction(sessions) as session:
         if args.action == "add":
-            _check_camera(args.height_m, args.pitch_deg, args.hfov_deg)
+            check_camera(args.height_m, args.pitch_deg, args.hfov_deg)
             vehicle, token = add_vehicle(
                 session,
                 args.name,
@@ -124,7 +124,7 @@ def manage_vehicle(sessions, args: argparse.Namespace) -> dict[str, Any]:  # typ
             height = args.height_m if args.height_m is not None else vehicle.camera_height_m
             pitch = args.pitch_deg if args.pitch_deg is not None else vehicle.camera_pitch_deg
             hfov = args.hfov_deg if args.hfov_deg is not None else vehicle.camera_hfov_deg
-            _check_camera(height, pitch, hfov)
+            check_camera(height, pitch, hfov)
             vehicle.camera_height_m, vehicle.camera_pitch_deg, vehicle.camera_hfov_deg = height, pitch, hfov
             if isinstance(args.privacy_horizon, float | str):
                 vehicle.privacy_horizon = _horizon_value(args.privacy_horizon)

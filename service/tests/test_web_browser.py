@@ -174,6 +174,22 @@ def test_staff_workflow_in_chromium(service_url: str, app, staff, tmp_path) -> N
         page.goto(f"{service_url}/sites/{second.public_id}")
         assert page.get_by_role("button", name="Bestätigen").count() == 0
 
+        # The admin's pages: accounts, and vehicles with a new token shown once.
+        page.get_by_role("button", name="Abmelden").click()
+        page.get_by_label("Benutzername").fill(staff["admin"][0])
+        page.get_by_label("Passwort").fill(staff["admin"][1])
+        page.get_by_role("button", name="Anmelden").click()
+        page.wait_for_url("**/sites")
+        page.get_by_role("link", name="Konten").click()
+        check_axe(page, "accounts", axe_report)
+        page.get_by_role("link", name="Fahrzeuge").click()
+        check_axe(page, "vehicles", axe_report)
+        shot(page, "07-vehicles")
+        page.get_by_label("Name", exact=True).fill("Kehrmaschine 3")
+        page.get_by_role("button", name="Fahrzeug und Token anlegen").click()
+        assert page.locator("#new-token").inner_text().startswith("rwv_")
+        check_axe(page, "vehicles, token shown", axe_report)
+
         assert not errors, errors
         context.close()
         browser.close()
