@@ -35,6 +35,8 @@ def token_hash(token: str) -> str:
 
 def add_vehicle(session: Session, name: str, **camera: float) -> tuple[Vehicle, str]:
     """Create a vehicle; returns it and its token (the only time the token is visible)."""
+    if not name or len(name) > 200 or "\x00" in name:
+        raise ValueError("the vehicle name needs 1 to 200 characters and no NUL")
     if session.scalar(select(Vehicle).where(Vehicle.name == name)):
         raise ValueError(f"a vehicle named {name!r} exists already")
     token = new_token()

@@ -42,7 +42,7 @@ def test_admin_adds_and_configures_a_vehicle(app, client, staff, vehicle_token) 
         "privacy_horizon": "",
     }
     added = client.post("/admin/vehicles", data=form)
-    assert added.status_code == 200 and "Kehrmaschine 3" in added.text
+    assert added.status_code == 200 and "<td>Kehrmaschine 3</td>" in added.text  # listed at once
     new = _token_on(added.text)
     assert _uploads(client, new) == 200
     vehicle = _vehicle(app, "Kehrmaschine 3")
@@ -91,16 +91,31 @@ def test_bad_vehicle_settings_are_refused_and_change_nothing(app, client, staff,
         assert page.status_code == 200 and "Nicht gespeichert" in page.text, (field, bad)
     after = _vehicle(app, "truck-1")
     assert (after.camera_pitch_deg, after.camera_height_m, after.privacy_horizon) == (10.0, 1.4, None)
-    assert client.post("/admin/vehicles", data={**good, "name": ""}).status_code == 200  # refused, flashed
-    assert (
-        client.post("/admin/vehicles", data={**good, "name": "truck-1"}).text.count("Nicht gespeichert") == 1
-    )
+    for name in ("", "truck-1", "x" * 201, "nul\x00name"):  # empty, taken, too long, NUL
+        refused = client.post("/admin/vehicles", data={**good, "name": name})
+        assert refused.status_code == 200 and "Nicht gespeichert" in refused.text, repr(name)
+    with app.state.sessions() as session:
+        assert session.scalars(select(Vehicle.name)).all() == ["truck-1"]
     assert client.post(f"{url}/token", data={}).status_code == 403  # no CSRF token
     assert client.post("/admin/vehicles/999999", data=good).status_code == 404
     assert _uploads(client, vehicle_token) == 200  # nothing above touched the token
 
 
-def test_only_admins_manage_vehicles(client, staff) -> None:  # type: ignore[no-untyped-def]
+def test_only_admins_manage_vehicles(app, client, staff, vehicle_token) -> None:  # type: ignore[no-untyped-def]
     login(client, *staff["reviewer"])
     assert client.get("/admin/vehicles").status_code == 403
-    assert "/admin/vehicles" not in client.get("/sites").text  # not in the reviewer's navigation
+    sites = client.get("/sites").text
+    assert "/admin/vehicles" not in sites  # not in the reviewer's navigation
+    token = csrf_of(sites)
+    vehicle = _vehicle(app, "truck-1")
+    settings = {
+        "csrf_token": token,
+        "height_m": "3",
+        "pitch_deg": "20",
+        "hfov_deg": "90",
+        "privacy_horizon": "0",
+    }
+    assert client.post(f"/admin/vehicles/{vehicle.id}", data=settings).status_code == 403
+    assert client.post(f"/admin/vehicles/{vehicle.id}/token", data={"csrf_token": token}).status_code == 403
+    assert client.post("/admin/vehicles", data={**settings, "name": "mine"}).status_code == 403
+    assert _vehicle(app, "truck-1").camera_height_m == 1.4 and _uploads(client, vehicle_token) == 200
