@@ -13,7 +13,7 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry import LineString, MultiLineString, shape
 from sqlalchemy import select
 
-from service.auth import add_user, add_vehicle
+from service.auth import add_user, add_vehicle, reissue_token
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import RoadSegment, Vehicle
 from service.settings import Settings
@@ -48,7 +48,6 @@ def import_roads(sessions, path: Path) -> int:  # type: ignore[no-untyped-def]
 
 def demo_credentials(sessions) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """A fresh token for the vehicle 'demo'; an 'admin' account with a printed password, once."""
-    from service.auth import new_token, token_hash
     from service.models import User, Vehicle
 
     out: dict[str, str] = {"admin_user": "admin"}
@@ -57,14 +56,16 @@ def demo_credentials(sessions) -> dict[str, str]:  # type: ignore[no-untyped-def
         if vehicle is None:
             vehicle, token = add_vehicle(session, "demo")
         else:
-            token = new_token()
-            vehicle.token_hash = token_hash(token)
+            token = reissue_token(vehicle)
         out["vehicle_token"] = token
         if session.scalar(select(User).where(User.username == "admin")) is None:
             password = secrets.token_urlsafe(12)
             add_user(session, "admin", password, "admin")
             out["admin_password"] = password
     return out
+
+
+KEEP = object()  # `vehicle set` without --privacy-horizon: leave the band as it is
 
 
 def vehicle_record(vehicle: Vehicle) -> dict[str, Any]:
@@ -95,15 +96,8 @@ def check_camera(height_m: float, pitch_deg: float, hfov_deg: float) -> None:
         raise ValueError(f"horizontal field of view must be 10..170 degrees, got {hfov_deg}")
 
 
-def _horizon_value(value: Any) -> float | None:
-    """CLI value -> stored value: 'default' -> None (the service setting), 'none' -> 0.0 (no band)."""
-    return None if value == "default" else 0.0 if value == "none" else float(value)
-
-
 def manage_vehicle(sessions, args: argparse.Namespace) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """``vehicle add|set|revoke|token``; returns what to print (a token only when one is issued)."""
-    from service.auth import new_token, token_hash
-
     with transaction(sessions) as session:
         if args.action == "add":
             check_camera(args.height_m, args.pitch_deg, args.hfov_deg)
@@ -114,8 +108,7 @@ def manage_vehicle(sessions, args: argparse.Namespace) -> dict[str, Any]:  # typ
                 camera_pitch_deg=args.pitch_deg,
                 camera_hfov_deg=args.hfov_deg,
             )
-            if args.privacy_horizon is not None:
-                vehicle.privacy_horizon = _horizon_value(args.privacy_horizon)
+            vehicle.privacy_horizon = args.privacy_horizon
             return {**vehicle_record(vehicle), "token": token}
         vehicle = session.scalar(select(Vehicle).where(Vehicle.name == args.name))
         if vehicle is None:
@@ -126,14 +119,14 @@ def manage_vehicle(sessions, args: argparse.Namespace) -> dict[str, Any]:  # typ
             hfov = args.hfov_deg if args.hfov_deg is not None else vehicle.camera_hfov_deg
             check_camera(height, pitch, hfov)
             vehicle.camera_height_m, vehicle.camera_pitch_deg, vehicle.camera_hfov_deg = height, pitch, hfov
-            if isinstance(args.privacy_horizon, float | str):
-                vehicle.privacy_horizon = _horizon_value(args.privacy_horizon)
+            if args.privacy_horizon is not KEEP:
+                vehicle.privacy_horizon = args.privacy_horizon
             return vehicle_record(vehicle)
         if args.action == "revoke":
             vehicle.active = False
             return vehicle_record(vehicle)
-        token = new_token()  # "token": a new one replaces the old, and the vehicle may upload again
-        vehicle.token_hash, vehicle.active = token_hash(token), True
+        token = reissue_token(vehicle)  # "token": replaces the old one; the vehicle may upload again
+        vehicle.active = True
         return {**vehicle_record(vehicle), "token": token}
 
 

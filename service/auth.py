@@ -46,6 +46,13 @@ def add_vehicle(session: Session, name: str, **camera: float) -> tuple[Vehicle, 
     return vehicle, token
 
 
+def reissue_token(vehicle: Vehicle) -> str:
+    """A new upload token for ``vehicle`` (the old one stops working); returns it, shown this once."""
+    token = new_token()
+    vehicle.token_hash = token_hash(token)
+    return token
+
+
 def vehicle_for_token(session: Session, token: str) -> Vehicle | None:
     if not token.startswith(TOKEN_PREFIX):
         return None
@@ -146,16 +153,6 @@ class LoginThrottle:
             times.append(now)
             self._failures[key] = times
             return 0
-
-    def failed(self, username: str) -> None:
-        """Count a failure without :meth:`begin` (an attempt that was never started here)."""
-        with self._lock:
-            now, key = self._clock(), self._key(username)
-            times = self._recent(key, now)
-            if key not in self._failures and len(self._failures) >= self.MAX_NAMES:
-                self._make_room(now)
-            times.append(now)
-            self._failures[key] = times
 
     def _make_room(self, now: float) -> None:
         for other in list(self._failures):  # expired names first

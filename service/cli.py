@@ -21,13 +21,11 @@ def _settings():  # type: ignore[no-untyped-def]
         sys.exit(f"configuration error (set DATABASE_URL): {exc.errors()[0]['msg']}")
 
 
-_UNSET = object()
-
-
-def _horizon(value: str) -> float | str | None:
-    """'none' (no band), 'default' (the service setting) or a fraction of the height in 0..1."""
+def _horizon(value: str) -> float | None:
+    """The stored privacy band: 'default' -> None (ROADWATCH_PRIVACY_HORIZON), 'none' -> 0 (no band),
+    or a fraction of the height in 0..1."""
     if value in ("none", "default"):
-        return value
+        return 0.0 if value == "none" else None
     try:
         fraction = float(value)
     except ValueError:
@@ -53,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8000)
     p = sub.add_parser("worker", help="run one worker process")
     p.add_argument("--concurrency", type=int, default=1)
+    from service.admin import KEEP
+
     p = sub.add_parser("vehicle", help="manage vehicles")
     vsub = p.add_subparsers(dest="action", required=True)
     p = vsub.add_parser("add", help="add a vehicle and print its upload token (shown once)")
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--privacy-horizon",
         type=_horizon,
-        default=_UNSET,
+        default=KEEP,
         help="fraction of the height blurred from the top (0..1), 'none' for no band, "
         "'default' for ROADWATCH_PRIVACY_HORIZON",
     )

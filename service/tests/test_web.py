@@ -63,7 +63,7 @@ def test_login_throttle_counts_failures_per_name_within_the_window() -> None:
     assert throttle.retry_after("reviewer") == 0  # the oldest failure left the window
     throttle.begin("reviewer")
     throttle.succeeded("reviewer")
-    throttle.failed("reviewer")
+    throttle.begin("reviewer")
     assert throttle.retry_after("reviewer") == 0  # success cleared the earlier ones
 
 

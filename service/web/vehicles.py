@@ -9,9 +9,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from service.admin import check_camera
-from service.auth import add_vehicle, new_token, token_hash
+from service.auth import add_vehicle, reissue_token
 from service.db import transaction
 from service.deps import AdminDep, SessionDep
 from service.models import User, Vehicle
@@ -36,6 +37,20 @@ def _horizon(value: str) -> float | None:
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"privacy band: a fraction of the image height, 0..1, got {fraction}")
     return fraction
+
+
+def _camera(height_m: str, pitch_deg: str, hfov_deg: str) -> tuple[float, float, float]:
+    """The form's camera height, pitch and field of view, checked; ValueError if not."""
+    camera = (_number(height_m, "height"), _number(pitch_deg, "pitch"), _number(hfov_deg, "field of view"))
+    check_camera(*camera)
+    return camera
+
+
+def _vehicle(tx: Session, vehicle_id: int) -> Vehicle:
+    vehicle = tx.get(Vehicle, vehicle_id) if 0 < vehicle_id < 2**31 else None
+    if vehicle is None:
+        raise HTTPException(404, f"no vehicle {vehicle_id}")
+    return vehicle
 
 
 def _page(
@@ -72,13 +87,7 @@ def vehicle_add(
 ) -> Response:
     t = translator(request)
     try:
-        camera = (
-            _number(height_m, "height"),
-            _number(pitch_deg, "pitch"),
-            _number(hfov_deg, "field of view"),
-        )
-        check_camera(*camera)
-        horizon = _horizon(privacy_horizon)
+        camera, horizon = _camera(height_m, pitch_deg, hfov_deg), _horizon(privacy_horizon)
         with transaction(request.app.state.sessions) as tx:
             vehicle, token = add_vehicle(
                 tx,
@@ -107,20 +116,12 @@ def vehicle_update(
 ) -> Response:
     t = translator(request)
     try:
-        camera = (
-            _number(height_m, "height"),
-            _number(pitch_deg, "pitch"),
-            _number(hfov_deg, "field of view"),
-        )
-        check_camera(*camera)
-        horizon = _horizon(privacy_horizon)
+        camera, horizon = _camera(height_m, pitch_deg, hfov_deg), _horizon(privacy_horizon)
     except ValueError as exc:
         flash(request, t("flash.vehicle_failed", detail=str(exc)), "error")
         return redirect("/admin/vehicles")
     with transaction(request.app.state.sessions) as tx:
-        vehicle = tx.get(Vehicle, vehicle_id) if 0 < vehicle_id < 2**31 else None
-        if vehicle is None:
-            raise HTTPException(404, f"no vehicle {vehicle_id}")
+        vehicle = _vehicle(tx, vehicle_id)
         vehicle.camera_height_m, vehicle.camera_pitch_deg, vehicle.camera_hfov_deg = camera
         vehicle.privacy_horizon, vehicle.active = horizon, active == "1"
         name = vehicle.name
@@ -132,10 +133,8 @@ def vehicle_update(
 def vehicle_token(vehicle_id: int, request: Request, session: SessionDep, user: AdminDep) -> Response:
     """A new upload token; the old one stops working at once, and the vehicle is active again."""
     with transaction(request.app.state.sessions) as tx:
-        vehicle = tx.get(Vehicle, vehicle_id) if 0 < vehicle_id < 2**31 else None
-        if vehicle is None:
-            raise HTTPException(404, f"no vehicle {vehicle_id}")
-        token = new_token()
-        vehicle.token_hash, vehicle.active = token_hash(token), True
+        vehicle = _vehicle(tx, vehicle_id)
+        token = reissue_token(vehicle)
+        vehicle.active = True
         name = vehicle.name
     return _page(request, session, user, new_token=token, token_for=name)
