@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import table, write_result
-from service.anonymize import PrivacyConfig, anonymize, load_privacy_detector
+from service.domain.anonymize import PrivacyConfig, anonymize, load_privacy_detector
 from training.evaluate import evaluate
 
 

@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import scratch_database, table, write_result
-from service.geo import Camera, locate, locate_detection, project_ground
+from service.domain.geo import Camera, locate, locate_detection, project_ground
 from service.settings import Settings
 
 W, H = 1920, 1080
@@ -53,7 +53,7 @@ def make_defects(n: int, rng: np.random.Generator) -> list[tuple[float, float, s
 
 def simulate(defects, passes: int, rng: np.random.Generator, use_geometry: bool):  # type: ignore[no-untyped-def]
     """Yields frames: (pass, time, [(defect index, Located)])."""
-    from service.association import Located
+    from service.worker.association import Located
 
     t0 = datetime(2026, 6, 1, 9, tzinfo=UTC)
     for p in range(passes):
@@ -96,8 +96,8 @@ def simulate(defects, passes: int, rng: np.random.Generator, use_geometry: bool)
 def run(session_factory, defects, passes: int, seed: int, radius: float, method: str, search: float) -> dict:  # type: ignore[no-untyped-def]
     from sqlalchemy import text
 
-    from service.association import associate_frame, combine_offsets
-    from service.ranking import DEFAULT_CONFIG
+    from service.domain.ranking import DEFAULT_CONFIG
+    from service.worker.association import associate_frame, combine_offsets
 
     rng = np.random.default_rng(seed)
     site_defects: dict[int, set[int]] = defaultdict(set)
@@ -160,7 +160,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     url = args.database_url or scratch_database("roadwatch_bench")
-    from service.db import make_engine, make_sessionmaker
+    from service.db.engine import make_engine, make_sessionmaker
 
     sessions = make_sessionmaker(make_engine(url))
     methods = ("geometry + drive alignment", "camera geometry", "GPS position only")

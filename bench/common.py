@@ -75,7 +75,7 @@ def scratch_database(name: str) -> str:
     """A fresh, migrated database ``name`` on the project-local cluster (started if needed)."""
     import subprocess
 
-    from service.migrate import create_database
+    from service.db.migrate import create_database
 
     root = Path(__file__).resolve().parent.parent
     subprocess.run(["scripts/devdb.sh", "start"], cwd=root, check=True, capture_output=True)

@@ -1,4 +1,4 @@
-"""Recall of the anonymisation (``service.anonymize``) on hand-labelled real road photos.
+"""Recall of the anonymisation (``service.domain.anonymize``) on hand-labelled real road photos.
 
     python bench/privacy_audit.py [FOLDER ...] [--labels bench/privacy_audit_labels.json]
         [--min-coverage 0.8] [--threads 1] [--annotate DIR]
@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import table, write_result  # noqa: E402
 from detector import Detector, read_image  # noqa: E402
-from service.anonymize import (  # noqa: E402
+from service.domain.anonymize import (  # noqa: E402
     PRIVACY_MODEL_PATH,
     AnonymizationReport,
     PrivacyConfig,

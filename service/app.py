@@ -13,15 +13,15 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select, text
 from starlette.middleware.sessions import SessionMiddleware
 
-from service import api_read, api_upload, labelstudio_webhook, web
-from service.auth import LoginThrottle
-from service.db import make_engine, make_sessionmaker
-from service.jobs import make_app as make_jobs
-from service.models import Frame
-from service.runtime import model_path
+from service import api, web
+from service.access.sessions import session_secret
+from service.db.accounts import LoginThrottle
+from service.db.engine import make_engine, make_sessionmaker
+from service.db.store import ImageStore
+from service.db.tables import Frame
 from service.settings import Settings
-from service.store import ImageStore
-from service.web.security import session_secret
+from service.worker.context import model_path
+from service.worker.jobs import make_app as make_jobs
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             body["status"], body["model"] = "error", str(exc)
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
-    app.include_router(api_upload.router)
-    app.include_router(api_read.router)
+    for router in api.routers():
+        app.include_router(router)
     # Staff web app: signed session cookie (HttpOnly, SameSite=Lax), its pages, static files, JSON API.
     app.add_middleware(
         SessionMiddleware,
@@ -90,5 +90,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     for router in web.routers():
         app.include_router(router)
-    app.include_router(labelstudio_webhook.router)  # Label Studio calls this when annotations change
     return app

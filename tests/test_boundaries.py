@@ -13,7 +13,7 @@ HEAVY = ("torch", "ultralytics", "torchvision")
 
 
 @pytest.mark.parametrize(
-    "module", ["detector", "detector.cli", "datasets", "datasets.cli", "service.app", "service.cli"]
+    "module", ["detector", "detector.cli", "datasets", "datasets.cli", "service.app", "service.cli.main"]
 )
 def test_import_does_not_load_torch(module: str) -> None:
     code = f"import sys, {module}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"

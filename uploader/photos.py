@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.gps import Fix, Track, TrackError, haversine_m, interpolate, parse_track, read_exif
+from geotag.gps import Fix, Track, TrackError, haversine_m, interpolate, parse_track, read_exif
 from uploader.journal import Journal, Photo
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ TABLES = "observation, decision, damage_site, frame, upload_batch, vehicle, staf
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    from service.migrate import create_database, drop_database
+    from service.db.migrate import create_database, drop_database
 
     admin = os.environ.get("ROADWATCH_TEST_DATABASE_URL")
     if not admin:
@@ -56,7 +56,7 @@ def settings(clean_db: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings):  # type: ignore[no-untyped-def]
-    from service import deps
+    from service.access import deps
     from service.app import create_app
 
     deps._basic_cache.clear()  # verified Basic logins of an earlier test's users (ids restart per database)
@@ -73,8 +73,8 @@ def client(app):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def vehicle_token(app) -> str:  # type: ignore[no-untyped-def]
-    from service.auth import add_vehicle
-    from service.db import transaction
+    from service.db.accounts import add_vehicle
+    from service.db.engine import transaction
 
     with transaction(app.state.sessions) as session:
         _, token = add_vehicle(session, "truck-1")
@@ -87,8 +87,8 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def staff(app) -> dict[str, tuple[str, str]]:  # type: ignore[no-untyped-def]
     """Basic-auth pairs per role."""
-    from service.auth import add_user
-    from service.db import transaction
+    from service.db.accounts import add_user
+    from service.db.engine import transaction
 
     with transaction(app.state.sessions) as session:
         for role in ("viewer", "reviewer", "admin"):

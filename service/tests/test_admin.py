@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service.cli import main
+from service.cli.main import main
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[dict[str, Any]], str]:

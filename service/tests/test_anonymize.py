@@ -12,7 +12,7 @@ from PIL import Image
 
 from detector import Detector, ModelError
 from detector.tests.conftest import build_constant_head_model, head_with
-from service.anonymize import (
+from service.domain.anonymize import (
     PRIVACY_CLASSES,
     PRIVACY_MODEL_PATH,
     AnonymizationReport,

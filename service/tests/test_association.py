@@ -8,9 +8,16 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session
 
-from service.association import Located, acquire_offset, associate_frame, combine_offsets, residual_m, shift
-from service.db import make_engine, make_sessionmaker
-from service.ranking import DEFAULT_CONFIG
+from service.db.engine import make_engine, make_sessionmaker
+from service.domain.ranking import DEFAULT_CONFIG
+from service.worker.association import (
+    Located,
+    acquire_offset,
+    associate_frame,
+    combine_offsets,
+    residual_m,
+    shift,
+)
 
 T = datetime(2026, 6, 1, tzinfo=UTC)
 LAT, LON = 52.0, 13.0
@@ -93,7 +100,7 @@ def test_without_alignment_far_sightings_make_a_new_site(session: Session) -> No
 
 
 def test_rescore_all_lowers_priority_of_old_sites(session: Session, clean_db: str) -> None:
-    from service.sites import rescore_all
+    from service.db.sites import rescore_all
 
     result = frame(session, [det(0, 0, (100, 500, 200, 560))])
     site = result.sites[0]
@@ -108,7 +115,7 @@ def test_rescore_all_lowers_priority_of_old_sites(session: Session, clean_db: st
 def test_imported_road_importance_raises_priority(session: Session, clean_db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from service.admin import import_roads
+    from service.cli.admin import import_roads
 
     lat2, lon2 = shift(LAT, LON, 200, 0)
     roads = {

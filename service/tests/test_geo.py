@@ -1,4 +1,4 @@
-"""Tests for service.geo against hand-computed pinhole geometry."""
+"""Tests for service.domain.geo against hand-computed pinhole geometry."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from service.geo import (
+from geotag.gps import bearing_deg, haversine_m
+from service.domain.geo import (
     Camera,
     GroundEstimate,
     box_ground_size,
@@ -15,7 +16,6 @@ from service.geo import (
     locate,
     locate_detection,
 )
-from service.gps import bearing_deg, haversine_m
 
 W, H = 1920, 1080
 
@@ -164,7 +164,7 @@ def test_image_size_validation() -> None:
 
 @pytest.mark.parametrize(("forward", "right"), [(5.0, 0.0), (12.0, -2.5), (25.0, 3.0), (8.0, 1.0)])
 def test_project_ground_inverts_ground_offset(forward: float, right: float) -> None:
-    from service.geo import project_ground
+    from service.domain.geo import project_ground
 
     cam = Camera(height_m=1.5, pitch_deg=8.0, hfov_deg=90.0)
     u, v = project_ground(forward, right, 1280, 720, cam)

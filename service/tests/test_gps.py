@@ -1,4 +1,4 @@
-"""Tests for service.gps with generated JPEGs, NMEA logs and GPX documents."""
+"""Tests for geotag.gps with generated JPEGs, NMEA logs and GPX documents."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
-from service.gps import (
+from geotag.gps import (
     Fix,
     TrackError,
     bearing_deg,

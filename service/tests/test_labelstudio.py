@@ -24,10 +24,10 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import labelstudio
-from service.db import make_sessionmaker, transaction
-from service.ingest import point
-from service.labelstudio import LabelStudioError, holdout_split
-from service.models import (
+from service.db.engine import make_sessionmaker, transaction
+from service.db.frames import point
+from service.db.store import ImageStore
+from service.db.tables import (
     DamageSite,
     Decision,
     Frame,
@@ -37,8 +37,8 @@ from service.models import (
     UploadBatch,
     Vehicle,
 )
+from service.labelstudio import LabelStudioError, holdout_split
 from service.settings import Settings
-from service.store import ImageStore
 from tests.fixtures import gps_jpeg
 
 MODEL = "roadwatch-yolov5nu-v0-fp32@aab417621d4c"
@@ -405,7 +405,7 @@ def test_cli_push_and_pull(
 ) -> None:
     import json
 
-    from service.cli import main
+    from service.cli.main import main
 
     (frame,) = seed_frames(sessions, ls_settings, [(secrets.token_hex(32), [("D20", 0.6, (0, 0, 80, 60))])])
     for key, value in {
@@ -430,7 +430,7 @@ def test_cli_push_and_pull(
 def test_webhook_writes_the_annotation(ls_settings: Settings, sessions: sessionmaker[Session]) -> None:
     from fastapi.testclient import TestClient
 
-    from service import labelstudio_webhook
+    from service.api import labelstudio_webhook
     from service.app import create_app
 
     sha = sha_in("train")

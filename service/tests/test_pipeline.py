@@ -12,12 +12,12 @@ from sqlalchemy import func, select
 
 from detector import Detector
 from detector.tests.conftest import build_constant_head_model, head_with
-from service.anonymize import PrivacyConfig
-from service.models import DamageSite, Frame, Observation
-from service.pipeline import WorkerContext, process_frame
-from service.ranking import DEFAULT_CONFIG
-from service.runtime import register_model
-from service.store import ImageStore
+from service.db.store import ImageStore
+from service.db.tables import DamageSite, Frame, Observation
+from service.domain.anonymize import PrivacyConfig
+from service.domain.ranking import DEFAULT_CONFIG
+from service.worker.context import register_model
+from service.worker.pipeline import WorkerContext, process_frame
 from tests.fixtures import T0, gps_jpeg
 
 LAT, LON = 52.0, 13.0
@@ -181,7 +181,7 @@ def test_frames_without_position_are_anonymized_too(client, vehicle_token, ctx) 
 def test_retention_deletes_old_images_and_keeps_everything_else(client, vehicle_token, ctx) -> None:  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
-    from service.retention import enforce_retention
+    from service.worker.retention import enforce_retention
 
     old = upload(client, vehicle_token, "old.jpg", gps_jpeg(LAT, LON, T0, heading=0.0, seed=11))
     new = upload(
@@ -213,7 +213,7 @@ def test_retention_deletes_old_images_and_keeps_everything_else(client, vehicle_
 
 
 def test_janitor_deletes_uploads_left_by_a_crash(client, vehicle_token, ctx) -> None:  # type: ignore[no-untyped-def]
-    from service.jobs import sweep_originals
+    from service.worker.jobs import sweep_originals
 
     frame_id = upload(client, vehicle_token, "a.jpg", gps_jpeg(LAT, LON, T0, heading=0.0, seed=13))
     pending = upload(client, vehicle_token, "b.jpg", gps_jpeg(LAT, LON, T0, heading=0.0, seed=14))
@@ -231,7 +231,7 @@ def test_a_second_job_after_the_upload_is_gone_does_not_fail_the_frame(client, v
     # Two jobs for one frame (the upload's defer after the janitor's): job A stores the copy and deletes
     # the upload; job B, which read the frame before A committed, finds no upload. It must not mark the
     # frame failed (A's detections would then be thrown away).
-    from service.pipeline import anonymize_frame
+    from service.worker.pipeline import anonymize_frame
 
     frame_id = upload(client, vehicle_token, "a.jpg", gps_jpeg(LAT, LON, T0, heading=0.0, seed=15))
     with ctx.sessions() as s:
@@ -250,7 +250,7 @@ def test_janitor_deletes_orphaned_uploads_and_temporary_files(client, vehicle_to
     import os
     import time
 
-    from service.jobs import ORPHAN_UPLOAD_AGE_S, sweep_originals
+    from service.worker.jobs import ORPHAN_UPLOAD_AGE_S, sweep_originals
 
     pending = upload(client, vehicle_token, "b.jpg", gps_jpeg(LAT, LON, T0, heading=0.0, seed=16))
     with ctx.sessions() as s:
@@ -277,7 +277,7 @@ def test_retention_goes_by_upload_time_when_the_camera_clock_is_in_the_future(
 ) -> None:  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
-    from service.retention import enforce_retention
+    from service.worker.retention import enforce_retention
 
     future = datetime(2099, 1, 1, tzinfo=UTC)
     frame_id = upload(client, vehicle_token, "f.jpg", gps_jpeg(LAT, LON, future, heading=0.0, seed=15))

@@ -1,4 +1,4 @@
-"""Tests for service.ranking: monotonicity, explanation, redistribution and config validation."""
+"""Tests for service.domain.ranking: monotonicity, explanation, redistribution and config validation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.ranking import (
+from service.domain.ranking import (
     DEFAULT_CONFIG,
     TERMS,
     ConfigError,

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from service.db import transaction
-from service.ingest import point
-from service.models import DamageSite, Frame, Observation, UploadBatch, Vehicle
+from service.db.engine import transaction
+from service.db.frames import point
+from service.db.tables import DamageSite, Frame, Observation, UploadBatch, Vehicle
 from tests.fixtures import T0, gps_jpeg
 
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from sqlalchemy import func, select
 
-from service.models import Frame, UploadBatch
+from service.db.tables import Frame, UploadBatch
 from tests.fixtures import T0, gps_jpeg
 
 LAT, LON = 52.52, 13.405

@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from service.auth import LoginThrottle, authenticate
-from service.models import User
+from service.access.sessions import local_path, session_secret
+from service.db.accounts import LoginThrottle, authenticate
+from service.db.tables import User
 from service.settings import Settings
 from service.tests.web_seed import csrf_of, login, seed_sites
 from service.web.i18n import LANGUAGES, Translator, catalog
-from service.web.security import local_path, session_secret
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import select
 
-from service.models import Vehicle
+from service.db.tables import Vehicle
 from service.tests.web_seed import csrf_of, login
 
 

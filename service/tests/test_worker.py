@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text
 
 from detector import Detector, decode_image
 from detector.manifest import default_model_path
-from service.models import DamageSite, Frame, Observation
+from service.db.tables import DamageSite, Frame, Observation
 from tests.fixtures import T0, gps_jpeg
 
 ROOT = Path(__file__).resolve().parents[2]

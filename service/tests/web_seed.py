@@ -6,11 +6,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from service.db import transaction
-from service.ingest import point
-from service.models import DamageSite, Frame, ModelVersion, Observation, UploadBatch, Vehicle
-from service.ranking import DEFAULT_CONFIG
-from service.sites import rescore
+from service.db.engine import transaction
+from service.db.frames import point
+from service.db.sites import rescore
+from service.db.tables import DamageSite, Frame, ModelVersion, Observation, UploadBatch, Vehicle
+from service.domain.ranking import DEFAULT_CONFIG
 from tests.fixtures import gps_jpeg
 
 # class, confidence, size_m, sightings, status, (lat, lon) offsets from Münster's Prinzipalmarkt

@@ -1,5 +1,6 @@
 """The staff web app, served by the service itself: ranked list and map, site pages with photos and
-decisions, work orders, accounts, vehicles, and the transparency page. Jinja2 templates, plain
+decisions, work orders, accounts, vehicles, and the transparency page (pages and forms only: they
+call the same db/ and worker/ functions as the JSON API in service/api). Jinja2 templates, plain
 JavaScript and a vendored Leaflet under static/ (no build step, no CDN); words in locales/{de,en}.json.
 """
 
@@ -13,7 +14,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 def routers() -> list[APIRouter]:
-    """The web app's routers and its JSON API for decisions and work orders, in include order."""
-    from service.web import accounts, api, orders, pages, transparency, vehicles
+    """The web app's routers, in include order."""
+    from service.web import accounts, orders, pages, transparency, vehicles
 
-    return [api.router, accounts.router, vehicles.router, pages.router, orders.router, transparency.router]
+    return [accounts.router, vehicles.router, pages.router, orders.router, transparency.router]

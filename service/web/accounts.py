@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from sqlalchemy import select
 
-from service.auth import add_user, authenticate
-from service.db import transaction
-from service.deps import AdminDep, SessionDep
-from service.models import ROLES, User
+from service.access.deps import AdminDep, SessionDep
+from service.access.sessions import check_csrf_form, csrf_token, local_path
+from service.db.accounts import add_user, authenticate
+from service.db.engine import transaction
+from service.db.tables import ROLES, User
 from service.web.render import WebRoute, flash, page, redirect, translator
-from service.web.security import check_csrf_form, csrf_token, local_path
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 

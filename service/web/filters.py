@@ -16,8 +16,8 @@ from fastapi.responses import StreamingResponse
 from geoalchemy2.shape import to_shape
 from sqlalchemy import Select, func
 
-from service.api_read import CLASSES, CSV_FIELDS, site_feature, site_properties
-from service.models import SITE_STATUSES, DamageSite
+from service.api.sites import CLASSES, CSV_FIELDS, site_feature, site_properties
+from service.db.tables import SITE_STATUSES, DamageSite
 
 # What a fresh list shows: what still needs someone (rejected and repaired sites are one click away).
 DEFAULT_STATUSES = ("open", "confirmed", "scheduled")

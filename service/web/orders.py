@@ -9,9 +9,10 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.api_read import CSV_FIELDS, get_site
-from service.db import transaction
-from service.decisions import (
+from service.access.deps import ReviewerDep, SessionDep, ViewerDep
+from service.access.sessions import check_csrf_form
+from service.api.sites import CSV_FIELDS, get_site
+from service.db.decisions import (
     WORK_ORDER_ACTIVE,
     WORK_ORDER_TRANSITIONS,
     DecisionError,
@@ -21,12 +22,11 @@ from service.decisions import (
     remove_site,
     update_work_order,
 )
-from service.deps import ReviewerDep, SessionDep, ViewerDep
-from service.models import Frame, Observation, User, WorkOrder, WorkOrderEvent, WorkOrderSite
+from service.db.engine import transaction
+from service.db.tables import Frame, Observation, User, WorkOrder, WorkOrderEvent, WorkOrderSite
 from service.web.filters import csv_response, geojson_response, site_features, site_row
 from service.web.pages import band, map_feature
 from service.web.render import WebRoute, flash, page, redirect, translator
-from service.web.security import check_csrf_form
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 ORDER_FIELDS = ["order_id", "order_title", "crew", "order_status", "order_position", *CSV_FIELDS]

@@ -10,9 +10,10 @@ from fastapi.responses import StreamingResponse
 from geoalchemy2.shape import to_shape
 from sqlalchemy import func, select
 
-from service.api_read import CSV_FIELDS, get_site, ranked
-from service.db import transaction
-from service.decisions import (
+from service.access.deps import ReviewerDep, SessionDep, ViewerDep
+from service.access.sessions import check_csrf_form
+from service.api.sites import CSV_FIELDS, get_site, ranked
+from service.db.decisions import (
     CLASSES,
     DecisionError,
     active_order_of,
@@ -20,8 +21,8 @@ from service.decisions import (
     decide,
     decisions_of,
 )
-from service.deps import ReviewerDep, SessionDep, ViewerDep
-from service.models import (
+from service.db.engine import transaction
+from service.db.tables import (
     SITE_STATUSES,
     DamageSite,
     Frame,
@@ -32,7 +33,6 @@ from service.models import (
 )
 from service.web.filters import WebSiteFilter, csv_response, geojson_response, site_features, site_row
 from service.web.render import WebRoute, flash, page, redirect, translator
-from service.web.security import check_csrf_form
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 PAGE_SIZE = 50

@@ -17,10 +17,10 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
-from service.auth import role_at_least
-from service.models import User
+from service.access.sessions import csrf_token
+from service.db.accounts import role_at_least
+from service.db.tables import User
 from service.web.i18n import COOKIE, LANGUAGE_NAMES, LANGUAGES, Translator, choose_language
-from service.web.security import csrf_token
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent

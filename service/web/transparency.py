@@ -12,12 +12,12 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from detector.manifest import WEIGHTS_DIR, load_manifest
-from service.decisions import CLASSES
-from service.deps import SessionDep, ViewerDep
-from service.models import ModelVersion
-from service.runtime import ranking_config
-from service.transparency import transparency_record
+from service.access.deps import SessionDep, ViewerDep
+from service.db.decisions import CLASSES
+from service.db.tables import ModelVersion
+from service.db.transparency import transparency_record
 from service.web.render import WebRoute, page
+from service.worker.context import ranking_config
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.admin import check_camera
-from service.auth import add_vehicle, reissue_token
-from service.db import transaction
-from service.deps import AdminDep, SessionDep
-from service.models import User, Vehicle
+from service.access.deps import AdminDep, SessionDep
+from service.access.sessions import check_csrf_form
+from service.cli.admin import check_camera
+from service.db.accounts import add_vehicle, reissue_token
+from service.db.engine import transaction
+from service.db.tables import User, Vehicle
 from service.web.render import WebRoute, flash, page, redirect, translator
-from service.web.security import check_csrf_form
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from service.models import Frame, UploadBatch
+from service.db.tables import Frame, UploadBatch
 from tests.fixtures import gps_jpeg
 from uploader.cli import main
 from uploader.journal import Journal

@@ -27,9 +27,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from service.models import DamageSite
-from service.ranking import RankingConfig
-from service.sites import add_observation, find_site, nearby_sites, rescore, site_latlon
+from service.db.sites import add_observation, find_site, nearby_sites, rescore, site_latlon
+from service.db.tables import DamageSite
+from service.domain.ranking import RankingConfig
 
 M_PER_DEG_LAT = 111_320.0
 BOX_TOUCH_PX = 12.0

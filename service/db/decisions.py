@@ -17,7 +17,15 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.models import SITE_STATUSES, DamageSite, Decision, User, WorkOrder, WorkOrderEvent, WorkOrderSite
+from service.db.tables import (
+    SITE_STATUSES,
+    DamageSite,
+    Decision,
+    User,
+    WorkOrder,
+    WorkOrderEvent,
+    WorkOrderSite,
+)
 
 CLASSES = ("D00", "D10", "D20", "D40")
 # action -> (statuses it applies to, resulting status; None keeps the status, but "open" becomes

@@ -34,7 +34,7 @@ def make_app(settings: Settings) -> procrastinate.App:
 
     @app.task(name=TASK, queue=QUEUE, retry=RetryStrategy(max_attempts=5, exponential_wait=2))
     def process_frame(frame_id: int) -> str:
-        from service.pipeline import process_frame as run
+        from service.worker.pipeline import process_frame as run
 
         if _context is None:
             raise RuntimeError("worker context not initialised")
@@ -44,7 +44,7 @@ def make_app(settings: Settings) -> procrastinate.App:
     @app.task(name="rescore_sites", queue=QUEUE, queueing_lock="rescore_sites")
     def rescore_sites(timestamp: int) -> int:
         """Nightly: priorities include recency, so they change as sites age without new sightings."""
-        from service.sites import rescore_all
+        from service.db.sites import rescore_all
 
         if _context is None:
             raise RuntimeError("worker context not initialised")
@@ -54,7 +54,7 @@ def make_app(settings: Settings) -> procrastinate.App:
     @app.task(name="enforce_retention", queue=QUEUE, queueing_lock="enforce_retention")
     def enforce_retention_task(timestamp: int) -> int:
         """Nightly: delete images older than the retention period (sites and decisions stay)."""
-        from service.retention import enforce_retention
+        from service.worker.retention import enforce_retention
 
         if _context is None:
             raise RuntimeError("worker context not initialised")
@@ -127,7 +127,7 @@ def sweep_originals(sessions: Any, originals: Any, orphan_age_s: float = ORPHAN_
 
     from sqlalchemy import select
 
-    from service.models import Frame
+    from service.db.tables import Frame
 
     root = originals.root
     if not root.exists():

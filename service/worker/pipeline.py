@@ -24,16 +24,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector import Detector, ImageError, decode_image
-from service.anonymize import PrivacyConfig, anonymize, encode_jpeg
-from service.association import Located, associate_frame, combine_offsets
-from service.db import transaction
-from service.geo import Camera, locate_detection
-from service.gps import bearing_deg, haversine_m
-from service.ingest import point
-from service.models import Frame, Observation, Vehicle
-from service.ranking import RankingConfig
+from geotag.gps import bearing_deg, haversine_m
+from service.db.engine import transaction
+from service.db.frames import point
+from service.db.store import ImageStore
+from service.db.tables import Frame, Observation, Vehicle
+from service.domain.anonymize import PrivacyConfig, anonymize, encode_jpeg
+from service.domain.geo import Camera, locate_detection
+from service.domain.ranking import RankingConfig
 from service.settings import Settings
-from service.store import ImageStore
+from service.worker.association import Located, associate_frame, combine_offsets
 
 log = logging.getLogger(__name__)
 ASSOCIATION_LOCK = 7_300_001  # pg_advisory_xact_lock key

@@ -9,13 +9,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from detector import Detector
 from detector.manifest import WEIGHTS_DIR, default_model_path, load_manifest, sha256_file
-from service.anonymize import PrivacyConfig, load_privacy_detector
-from service.db import make_engine, make_sessionmaker, transaction
-from service.models import ModelVersion
-from service.pipeline import WorkerContext
-from service.ranking import DEFAULT_CONFIG, RankingConfig, load_config
+from service.db.engine import make_engine, make_sessionmaker, transaction
+from service.db.store import ImageStore
+from service.db.tables import ModelVersion
+from service.domain.anonymize import PrivacyConfig, load_privacy_detector
+from service.domain.ranking import DEFAULT_CONFIG, RankingConfig, load_config
 from service.settings import Settings
-from service.store import ImageStore
+from service.worker.pipeline import WorkerContext
 
 
 def model_path(settings: Settings) -> Path:

@@ -13,11 +13,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from service.deps import SessionDep, SettingsDep, VehicleDep
-from service.gps import Track, TrackError, parse_track
-from service.ingest import BatchResult, create_batch, finish_batch, ingest_image
-from service.jobs import defer_frames
-from service.models import Frame
+from geotag.gps import Track, TrackError, parse_track
+from service.access.deps import SessionDep, SettingsDep, VehicleDep
+from service.db.frames import BatchResult, create_batch, finish_batch, ingest_image
+from service.db.tables import Frame
+from service.worker.jobs import defer_frames
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["upload"])
@@ -93,7 +93,7 @@ async def upload_batch(
         name = upload.filename or "unnamed.jpg"
         data = await _read_limited(upload, settings.max_image_bytes)
         if data is None:
-            from service.ingest import ImageResult
+            from service.db.frames import ImageResult
 
             result.images.append(
                 ImageResult(name, "rejected", reason=f"file larger than {settings.max_image_bytes} bytes")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-EARTH_RADIUS_M = 6_371_008.8  # IUGG mean Earth radius, same as service.gps
+EARTH_RADIUS_M = 6_371_008.8  # IUGG mean Earth radius, same as geotag.gps
 DEFAULT_MAX_RANGE_M = 60.0
 _EPS = 1e-9
 

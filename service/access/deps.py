@@ -11,8 +11,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from service.auth import authenticate, role_at_least, vehicle_for_token
-from service.models import User, Vehicle
+from service.db.accounts import authenticate, role_at_least, vehicle_for_token
+from service.db.tables import User, Vehicle
 from service.settings import Settings
 
 # argon2 is slow on purpose (~0.1 s): API clients sending Basic credentials on every request would

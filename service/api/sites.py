@@ -17,8 +17,8 @@ from geoalchemy2.shape import to_shape
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from service.deps import SessionDep, ViewerDep
-from service.models import SITE_STATUSES, DamageSite, Frame, ModelVersion, Observation
+from service.access.deps import SessionDep, ViewerDep
+from service.db.tables import SITE_STATUSES, DamageSite, Frame, ModelVersion, Observation
 
 router = APIRouter(prefix="/api/v1", tags=["read"])
 CLASSES = ("D00", "D10", "D20", "D40")
@@ -269,8 +269,8 @@ def frame_image(
 
 @router.get("/transparency", summary="Transparency record: AI register entry and record of processing")
 def transparency(request: Request, session: SessionDep, user: ViewerDep) -> dict[str, Any]:
-    from service.runtime import ranking_config
-    from service.transparency import transparency_record
+    from service.db.transparency import transparency_record
+    from service.worker.context import ranking_config
 
     settings = request.app.state.settings
     return transparency_record(session, settings, ranking_config(settings))

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from detector.manifest import WEIGHTS_DIR, load_manifest
-from service.models import Decision, Frame, ModelVersion
-from service.ranking import RankingConfig
+from service.db.tables import Decision, Frame, ModelVersion
+from service.domain.ranking import RankingConfig
 from service.settings import Settings
 
 TRAINING_DATA = [

@@ -15,9 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, HTTPException, Request
 from sqlalchemy import select
 
-from service.db import transaction
+from service.db.engine import transaction
+from service.db.tables import Frame, LabelStudioTask
 from service.labelstudio import apply_annotation, final_annotation
-from service.models import Frame, LabelStudioTask
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/labelstudio", tags=["labelstudio"])

@@ -15,10 +15,10 @@ from geoalchemy2.shape import to_shape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.gps import haversine_m
-from service.ingest import point
-from service.models import DamageSite, RoadSegment
-from service.ranking import RankingConfig, SiteFacts, score, severity
+from geotag.gps import haversine_m
+from service.db.frames import point
+from service.db.tables import DamageSite, RoadSegment
+from service.domain.ranking import RankingConfig, SiteFacts, score, severity
 
 # Cracks are often labelled one way in one frame and another way in the next (a longitudinal crack
 # branching into alligator cracking); potholes are distinct.

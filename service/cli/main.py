@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8000)
     p = sub.add_parser("worker", help="run one worker process")
     p.add_argument("--concurrency", type=int, default=1)
-    from service.admin import KEEP
+    from service.cli.admin import KEEP
 
     p = sub.add_parser("vehicle", help="manage vehicles")
     vsub = p.add_subparsers(dest="action", required=True)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = _settings()
 
     if args.command == "migrate":
-        from service.migrate import upgrade
+        from service.db.migrate import upgrade
 
         upgrade(settings.database_url)
         print(json.dumps({"migrated": True}))
@@ -119,29 +119,29 @@ def main(argv: list[str] | None = None) -> int:
 
         uvicorn.run(create_app(settings), host=args.host, port=args.port)
     elif args.command == "worker":
-        from service.jobs import run_worker
-        from service.runtime import worker_context
+        from service.worker.context import worker_context
+        from service.worker.jobs import run_worker
 
         asyncio.run(run_worker(settings, worker_context(settings), args.concurrency))
     elif args.command in ("retention", "transparency"):
-        from service.db import make_engine, make_sessionmaker
-        from service.store import ImageStore
+        from service.db.engine import make_engine, make_sessionmaker
+        from service.db.store import ImageStore
 
         sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=1))
         if args.command == "retention":
-            from service.retention import enforce_retention
+            from service.worker.retention import enforce_retention
 
             deleted = enforce_retention(sessions, ImageStore(settings.image_dir), settings.retention_days)
             print(json.dumps({"deleted_images": deleted, "retention_days": settings.retention_days}))
         else:
-            from service.runtime import ranking_config
-            from service.transparency import transparency_record
+            from service.db.transparency import transparency_record
+            from service.worker.context import ranking_config
 
             with sessions() as session:
                 print(json.dumps(transparency_record(session, settings, ranking_config(settings)), indent=2))
     elif args.command == "labelstudio":
         from service import labelstudio
-        from service.db import make_engine, make_sessionmaker
+        from service.db.engine import make_engine, make_sessionmaker
 
         if args.action == "push" and args.limit < 1:
             parser.error("--limit must be at least 1")
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = labelstudio.pull(settings, sessions)
         print(json.dumps(result))
     elif args.command in ("vehicle", "user", "roads", "demo"):
-        from service.admin import run_admin
+        from service.cli.admin import run_admin
 
         return run_admin(settings, args)
     return 0

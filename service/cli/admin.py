@@ -13,9 +13,9 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry import LineString, MultiLineString, shape
 from sqlalchemy import select
 
-from service.auth import add_user, add_vehicle, reissue_token
-from service.db import make_engine, make_sessionmaker, transaction
-from service.models import RoadSegment, Vehicle
+from service.db.accounts import add_user, add_vehicle, reissue_token
+from service.db.engine import make_engine, make_sessionmaker, transaction
+from service.db.tables import RoadSegment, Vehicle
 from service.settings import Settings
 
 
@@ -48,7 +48,7 @@ def import_roads(sessions, path: Path) -> int:  # type: ignore[no-untyped-def]
 
 def demo_credentials(sessions) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """A fresh token for the vehicle 'demo'; an 'admin' account with a printed password, once."""
-    from service.models import User, Vehicle
+    from service.db.tables import User, Vehicle
 
     out: dict[str, str] = {"admin_user": "admin"}
     with transaction(sessions) as session:

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.models import Frame
-from service.store import ImageStore
+from service.db.store import ImageStore
+from service.db.tables import Frame
 
 log = logging.getLogger(__name__)
 

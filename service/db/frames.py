@@ -20,9 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector import ImageError, decode_image
-from service.gps import Fix, Track, interpolate, read_exif
-from service.models import Frame, UploadBatch, Vehicle
-from service.store import ImageStore
+from geotag.gps import Fix, Track, interpolate, read_exif
+from service.db.store import ImageStore
+from service.db.tables import Frame, UploadBatch, Vehicle
 
 log = logging.getLogger(__name__)
 

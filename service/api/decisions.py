@@ -14,9 +14,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.api_read import get_site, site_feature
-from service.db import transaction
-from service.decisions import (
+from service.access.deps import ReviewerDep, SessionDep, ViewerDep
+from service.access.sessions import check_csrf_api
+from service.api.sites import get_site, site_feature
+from service.db.decisions import (
     ACTIONS,
     DecisionError,
     add_sites,
@@ -27,10 +28,9 @@ from service.decisions import (
     remove_site,
     update_work_order,
 )
-from service.deps import ReviewerDep, SessionDep, ViewerDep
-from service.models import WORK_ORDER_STATUSES, Decision, User, WorkOrder, WorkOrderEvent
+from service.db.engine import transaction
+from service.db.tables import WORK_ORDER_STATUSES, Decision, User, WorkOrder, WorkOrderEvent
 from service.web.orders import get_order, order_csv_export, order_geojson_export
-from service.web.security import check_csrf_api
 
 router = APIRouter(prefix="/api/v1", tags=["decisions and work orders"])
 WRITE = [Depends(check_csrf_api)]

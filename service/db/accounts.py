@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.models import ROLES, User, Vehicle
+from service.db.tables import ROLES, User, Vehicle
 
 TOKEN_PREFIX = "rwv_"
 _hasher = PasswordHasher()

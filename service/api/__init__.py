@@ -1,0 +1,16 @@
+"""The JSON API (``/api/v1``): thin routes over the functions of ``service.db`` and ``service.worker``.
+
+Vehicles upload (``upload``); staff read sites, frames and the transparency record (``sites``), decide and
+manage work orders (``decisions``); Label Studio calls ``labelstudio_webhook``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+def routers() -> list[APIRouter]:
+    """The API's routers, in include order."""
+    from service.api import decisions, labelstudio_webhook, sites, upload
+
+    return [upload.router, sites.router, decisions.router, labelstudio_webhook.router]

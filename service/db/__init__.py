@@ -1,0 +1,1 @@
+"""Persistence: engine and sessions, tables, and one module of queries per aggregate."""

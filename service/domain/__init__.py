@@ -1,0 +1,1 @@
+"""Pure code, no database: geometry, ranking, anonymization, statuses, classes."""

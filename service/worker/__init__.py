@@ -1,0 +1,1 @@
+"""Background processing: the job queue, the frame pipeline, association, the janitor, retention."""
