@@ -60,6 +60,7 @@ class AdaptOptions:
     workers: int = 0
     seed: int = 0
     progress: bool = True
+    device: str = "cpu"  # ultralytics' device: "cpu", "0" (first GPU), "0,1", "mps"
 
 
 def _images(folder: Path) -> list[Path]:
@@ -186,7 +187,8 @@ def model_stem(entry: dict[str, Any]) -> str:
 
 
 def fine_tune(checkpoint: Path, data_dir: Path, run_dir: Path, imgsz: int, options: AdaptOptions) -> Path:
-    """Fine-tune on the CPU (ultralytics shows a progress bar per epoch); returns the final weights."""
+    """Fine-tune on ``options.device`` (the CPU by default; ultralytics shows a progress bar per epoch);
+    returns the final weights."""
     configure_offline()
     from ultralytics import YOLO
 
@@ -199,7 +201,7 @@ def fine_tune(checkpoint: Path, data_dir: Path, run_dir: Path, imgsz: int, optio
         imgsz=imgsz,
         batch=options.batch,
         workers=options.workers,
-        device="cpu",
+        device=options.device,
         seed=options.seed,
         deterministic=True,
         optimizer="AdamW",
@@ -275,7 +277,7 @@ def adapt(
     data = merge_training_data(corrections, list(base_data or []), run / "data", base_limit, options.seed)
     holdout, holdout_id = holdout_dataset(corrections, run / "holdout")
 
-    log.info("2/4 fine-tuning %s for %d epoch(s) on the CPU", checkpoint.name, options.epochs)
+    log.info("2/4 fine-tuning %s for %d epoch(s) on %s", checkpoint.name, options.epochs, options.device)
     trained = fine_tune(checkpoint, run / "data", run / "train", imgsz, options)
     new_checkpoint = weights_dir / f"{name}-{version}.pt"
     shutil.copyfile(trained, new_checkpoint)
@@ -332,6 +334,7 @@ def adapt(
             "imgsz": imgsz,
             "lr0": options.lr0,
             "freeze": options.freeze,
+            "device": options.device,
             **data,
         },
         "min_gain": options.min_gain,

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--imgsz", type=int, default=640)
     p = sub.add_parser(
         "adapt",
-        help="fine-tune the default model on corrected photos (CPU); promote only if better on held-out ones",
+        help="fine-tune the default model on corrected photos (CPU or --device); promote only if better on held-out ones",
     )
     p.add_argument("--corrections", required=True, type=Path, help="corrections folder (labelstudio pull)")
     p.add_argument(
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--min-gain", type=float, default=0.0, help="promote only if mAP50 rises by more than this"
+    )
+    p.add_argument(
+        "--device", default="cpu", help="where to fine-tune (ultralytics' device): cpu, 0 (first GPU), 0,1"
     )
     args = parser.parse_args(argv)
 
@@ -166,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             freeze=args.freeze,
             base_limit=args.base_limit,
             min_gain=args.min_gain,
+            device=args.device,
         )
         try:
             report = adapt(

@@ -1,0 +1,451 @@
+"""How many photos must a city correct? The adaptation learning curve, unattended and resumable.
+
+    python bench/adaptation.py [--rf data/rf] [--base data/rdd-cm] [--sizes 200,849,25,100,400,50]
+        [--seeds 0,1] [--epochs 5] [--base-limit 200] [--device cpu] [--variant NAME]
+
+Stand-in for a new city: the Roboflow road-crack set (never in v2's training), built with
+``python -m datasets build --out data/rf ../shared/data/roboflow-road-crack``. For each corrections size
+and seed a corrections folder as ``python -m service labelstudio pull`` writes it is made of a seeded
+random subset of its ``train/`` photos (nested: a seed's 50 photos contain its 25), with all its ``valid/``
+photos as the held-out part, never trained on. Each run fine-tunes the shipped v2 checkpoint with
+``training.adapt``'s own steps (merge with base data, fine-tune, export, evaluate through our ONNX path),
+in a scratch folder: nothing in ``weights/`` is read-write. Measured per run: held-out mAP50 and pothole
+(D40) AP50, retention on the base domain (RDD validation block, ``--val-start 1300``), CPU minutes.
+
+Resume: every finished run writes ``<out>/<tag>/result.json``; a restarted script skips those, continues a
+run whose training stopped half-way from its last epoch (ultralytics' ``resume``) and redoes the rest.
+After every run the numbers so far go to ``bench/results/adaptation[-VARIANT].json`` (per run, and per
+size: mean, min, max) and the plot to ``weights/model-card/adaptation-curve[-VARIANT].png``.
+Run it in the background, niced: ``nohup nice -n 19 .venv/bin/python bench/adaptation.py > LOG 2>&1 &``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import RESULTS, machine, table
+from datasets.classes import CANONICAL_CLASSES
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SIZES = (200, 849, 25, 100, 400, 50)  # run order: the most telling points first
+POTHOLE = "D40"
+log = logging.getLogger("adaptation")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What one adaptation run does besides its data (the options of ``python -m training adapt``)."""
+
+    epochs: int = 5
+    base_limit: int = 200
+    batch: int = 8
+    lr0: float = 0.001
+    freeze: int | None = None
+    imgsz: int = 416
+    oversample_pothole: int = 1  # each corrected photo with a pothole box appears this many times
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+
+
+def select_subset(names: Sequence[str], size: int, seed: int) -> list[str]:
+    """``size`` of ``names``, chosen by ``seed``; nested: a seed's smaller subset lies inside its larger one."""
+    if size > len(names):
+        raise ValueError(f"asked for {size} photos of {len(names)}")
+    ordered = sorted(names)
+    order = np.random.default_rng(seed).permutation(len(ordered))
+    return sorted(ordered[i] for i in order[:size])
+
+
+def run_tag(size: int, seed: int, variant: str = "") -> str:
+    return f"n{size:04d}-s{seed}" + (f"-{variant}" if variant else "")
+
+
+def plan(sizes: Iterable[int], seeds: Iterable[int]) -> list[tuple[int, int]]:
+    """(size, seed) in run order: every size once with the first seed, then again with the next, ..."""
+    sizes = list(dict.fromkeys(sizes))
+    return [(size, seed) for seed in dict.fromkeys(seeds) for size in sizes]
+
+
+def pending(runs: list[tuple[int, int]], out: Path, variant: str = "") -> list[tuple[int, int]]:
+    """The runs without a result file (a restarted script skips the others)."""
+    return [(n, s) for n, s in runs if not (out / run_tag(n, s, variant) / "result.json").is_file()]
+
+
+def has_pothole(label: Path) -> bool:
+    pothole = str(CANONICAL_CLASSES.index(POTHOLE))
+    return label.is_file() and any(line.split()[:1] == [pothole] for line in label.read_text().splitlines())
+
+
+def make_corrections(
+    rf: Path, out: Path, size: int, seed: int, oversample_pothole: int = 1
+) -> dict[str, int]:
+    """A corrections folder (``labelstudio pull`` layout) of ``size`` of ``rf``'s train photos + all val ones.
+
+    Photos and labels are symlinks into the built dataset ``rf``; ``valid/`` is its whole val split.
+    """
+    if out.exists():
+        shutil.rmtree(out)
+    pool = {p.name: p for p in image_files(rf / "images" / "train")}
+    chosen = select_subset(list(pool), size, seed)
+    (out / "train" / "images").mkdir(parents=True)
+    (out / "train" / "labels").mkdir(parents=True)
+    copies = 0
+    for name in chosen:
+        image = pool[name]
+        label = rf / "labels" / "train" / f"{image.stem}.txt"
+        repeat = oversample_pothole if has_pothole(label) else 1
+        for k in range(repeat):
+            stem = image.stem if k == 0 else f"{image.stem}_dup{k}"
+            os.symlink(image.resolve(), out / "train" / "images" / f"{stem}{image.suffix}")
+            target = out / "train" / "labels" / f"{stem}.txt"
+            if label.is_file():
+                os.symlink(label.resolve(), target)
+            else:
+                target.write_text("")
+            copies += 1
+    (out / "valid").mkdir()
+    os.symlink((rf / "images" / "val").resolve(), out / "valid" / "images")
+    os.symlink((rf / "labels" / "val").resolve(), out / "valid" / "labels")
+    (out / "data.yaml").write_text(
+        yaml.safe_dump({"names": list(CANONICAL_CLASSES), "nc": len(CANONICAL_CLASSES)})
+    )
+    return {"photos": len(chosen), "train_images": copies}
+
+
+def cpu_seconds() -> float:
+    usage = [resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def brief(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "map50": round(metrics["map50"], 4),
+        "map50_95": round(metrics["map50_95"], 4),
+        "pothole_ap50": round(metrics["per_class"][POTHOLE]["ap50"], 4),
+        "ap50": {k: round(v["ap50"], 4) for k, v in metrics["per_class"].items()},
+        "images": metrics["images"],
+    }
+
+
+def train_or_resume(checkpoint: Path, data: Path, run_dir: Path, imgsz: int, options: Any) -> Path:
+    """``training.adapt.fine_tune``, or ultralytics' resume when an earlier attempt stopped half-way."""
+    from training.adapt import fine_tune
+    from training.offline import configure_offline
+
+    last = run_dir / "weights" / "last.pt"
+    if last.is_file():
+        configure_offline()
+        from ultralytics import YOLO
+
+        try:
+            log.info("resuming %s", last)
+            YOLO(str(last.resolve())).train(resume=True, device=options.device, workers=options.workers)
+            return last
+        except Exception as exc:  # a checkpoint that cannot resume: train afresh
+            log.warning("cannot resume %s (%s): training afresh", last, exc)
+        shutil.rmtree(run_dir)
+    return fine_tune(checkpoint, data, run_dir, imgsz, options)
+
+
+def base_row(args: argparse.Namespace, holdout: Path) -> dict[str, Any]:
+    """The shipped model before adaptation, measured the same way (cached like a run)."""
+    from training.evaluate import evaluate
+
+    path = args.out / "n0000-base" / "result.json"
+    if path.is_file():
+        return dict(json.loads(path.read_text()))
+    onnx = ROOT / "weights" / "roadwatch-yolov5nu-v2-fp32.onnx"
+    row = {
+        "tag": "n0000-base",
+        "size": 0,
+        "seed": None,
+        "model": onnx.name,
+        "holdout": brief(evaluate(onnx, holdout, "val", threads=args.threads, progress=False)),
+        "base": brief(evaluate(onnx, args.base, "val", threads=args.threads, progress=False)),
+        "cpu_minutes": 0.0,
+        "wall_minutes": 0.0,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(row, indent=2) + "\n")
+    return row
+
+
+def one_run(args: argparse.Namespace, recipe: Recipe, size: int, seed: int, holdout: Path) -> dict[str, Any]:
+    from training.adapt import AdaptOptions, merge_training_data
+    from training.evaluate import evaluate
+    from training.export import export_fp32
+
+    tag = run_tag(size, seed, args.variant)
+    run = args.out / tag
+    started = {"cpu": cpu_seconds(), "wall": time.time()}
+    progress_file = run / "progress.json"  # CPU and wall seconds spent by earlier, interrupted attempts
+    earlier = json.loads(progress_file.read_text()) if progress_file.is_file() else {"cpu": 0.0, "wall": 0.0}
+    options = AdaptOptions(
+        epochs=recipe.epochs,
+        imgsz=recipe.imgsz,
+        batch=recipe.batch,
+        lr0=recipe.lr0,
+        freeze=recipe.freeze,
+        base_limit=recipe.base_limit,
+        workers=args.workers,
+        seed=seed,
+        progress=False,
+        device=args.device,
+    )
+
+    def spent() -> dict[str, float]:
+        return {
+            "cpu": earlier["cpu"] + cpu_seconds() - started["cpu"],
+            "wall": earlier["wall"] + time.time() - started["wall"],
+        }
+
+    merged = run / "merged.json"
+    if not (merged.is_file() and (run / "train" / "weights" / "last.pt").is_file()):
+        run.mkdir(parents=True, exist_ok=True)
+        counts = make_corrections(args.rf, run / "corrections", size, seed, recipe.oversample_pothole)
+        data = merge_training_data(run / "corrections", [args.base], run / "data", recipe.base_limit, seed)
+        merged.write_text(json.dumps({"corrections": counts, "data": data}, indent=2) + "\n")
+    info = json.loads(merged.read_text())
+    trained_marker = run / "trained.json"
+    if not trained_marker.is_file():
+        log.info("%s: fine-tuning on %d training images", tag, info["data"]["train_images"])
+        progress_file.write_text(json.dumps(spent()) + "\n")
+        last = train_or_resume(args.checkpoint, run / "data", run / "train", recipe.imgsz, options)
+        shutil.copyfile(last, run / "adapted.pt")
+        trained_marker.write_text(json.dumps({"train_seconds": spent()}) + "\n")
+    progress_file.write_text(json.dumps(spent()) + "\n")
+    train_cost = spent()
+    onnx = export_fp32(run / "adapted.pt", recipe.imgsz, run / "adapted-fp32.onnx")
+    holdout_metrics = brief(evaluate(onnx, holdout, "val", threads=args.threads, progress=False))
+    base_metrics = brief(evaluate(onnx, args.base, "val", threads=args.threads, progress=False))
+    total = spent()
+    row = {
+        "tag": tag,
+        "size": size,
+        "seed": seed,
+        "variant": args.variant,
+        "recipe": asdict(recipe),
+        "device": args.device,
+        "corrections": info["corrections"],
+        "train_images": info["data"]["train_images"],
+        "holdout": holdout_metrics,
+        "base": base_metrics,
+        "cpu_minutes": round(total["cpu"] / 60, 2),
+        "train_cpu_minutes": round(train_cost["cpu"] / 60, 2),
+        "wall_minutes": round(total["wall"] / 60, 2),
+    }
+    (run / "result.json").write_text(json.dumps(row, indent=2) + "\n")
+    # Keep the small files, drop what is big and can be rebuilt (the JSON names the run's recipe).
+    for big in ("data", "data-views", "corrections"):
+        shutil.rmtree(run / big, ignore_errors=True)
+    return row
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per corrections size: mean, min and max of each measure over the seeds."""
+    measures = {
+        "holdout_map50": lambda r: r["holdout"]["map50"],
+        "holdout_pothole_ap50": lambda r: r["holdout"]["pothole_ap50"],
+        "base_map50": lambda r: r["base"]["map50"],
+        "cpu_minutes": lambda r: r["cpu_minutes"],
+        "wall_minutes": lambda r: r["wall_minutes"],
+    }
+    out = []
+    for size in sorted({r["size"] for r in rows}):
+        group = [r for r in rows if r["size"] == size]
+        entry: dict[str, Any] = {"size": size, "runs": len(group), "seeds": [r["seed"] for r in group]}
+        for name, get in measures.items():
+            values = [float(get(r)) for r in group]
+            entry[name] = {
+                "mean": round(statistics.fmean(values), 4),
+                "min": round(min(values), 4),
+                "max": round(max(values), 4),
+            }
+        out.append(entry)
+    return out
+
+
+def summary(aggregated: list[dict[str, Any]]) -> str:
+    def cell(a: dict[str, Any], key: str, digits: int = 3) -> str:
+        m = a[key]
+        if a["runs"] == 1:
+            return f"{m['mean']:.{digits}f}"
+        return f"{m['mean']:.{digits}f} ({m['min']:.{digits}f}-{m['max']:.{digits}f})"
+
+    rows = []
+    for a in aggregated:
+        rows.append(
+            {
+                "corrections": a["size"] or "0 (v2)",
+                "runs": a["runs"],
+                "held-out mAP50": cell(a, "holdout_map50"),
+                "pothole AP50": cell(a, "holdout_pothole_ap50"),
+                "RDD val mAP50": cell(a, "base_map50"),
+                "CPU min": cell(a, "cpu_minutes", 1),
+            }
+        )
+    return table(rows, list(rows[0])) if rows else "(no runs yet)"
+
+
+def plot(aggregated: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    adapted = [a for a in aggregated if a["size"] > 0]
+    base = next((a for a in aggregated if a["size"] == 0), None)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    series = [
+        ("holdout_map50", "held-out mAP50 (Roboflow valid, 226 photos)", "tab:blue", "o"),
+        ("holdout_pothole_ap50", "held-out pothole AP50", "tab:orange", "s"),
+        ("base_map50", "base domain mAP50 (RDD val block)", "tab:green", "^"),
+    ]
+    sizes = [a["size"] for a in adapted]
+    for key, label, color, marker in series:
+        if adapted:
+            mean = np.array([a[key]["mean"] for a in adapted])
+            low = mean - np.array([a[key]["min"] for a in adapted])
+            high = np.array([a[key]["max"] for a in adapted]) - mean
+            ax.errorbar(sizes, mean, yerr=[low, high], label=label, color=color, marker=marker, capsize=3)
+        if base:
+            ax.axhline(base[key]["mean"], color=color, linestyle=":", linewidth=1)
+    ax.plot([200], [0.45], marker="*", color="tab:blue", markersize=12, linestyle="none", label="targets")
+    ax.plot([200], [0.30], marker="*", color="tab:orange", markersize=12, linestyle="none")
+    ax.plot([849], [0.55], marker="*", color="tab:blue", markersize=12, linestyle="none")
+    ax.set_xscale("log")
+    ax.set_xticks([25, 50, 100, 200, 400, 849], ["25", "50", "100", "200", "400", "849"])
+    ax.set(xlabel="corrected photos (log scale)", ylabel="AP50", ylim=(0, 1), title=title)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.text(
+        0.99, 0.01, "dotted: v2 before adapting; bars: min-max over seeds", transform=ax.transAxes,
+        ha="right", va="bottom", fontsize=7,
+    )  # fmt: skip
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def collect(out: Path, variant: str) -> list[dict[str, Any]]:
+    """Every finished run of this variant, plus the unadapted model's row."""
+    rows = []
+    for path in sorted(out.glob("*/result.json")):
+        row = json.loads(path.read_text())
+        if row["size"] == 0 or row.get("variant", "") == variant:
+            rows.append(row)
+    return rows
+
+
+def report(args: argparse.Namespace, recipe: Recipe, planned: list[tuple[int, int]]) -> str:
+    rows = collect(args.out, args.variant)
+    aggregated = aggregate(rows)
+    suffix = f"-{args.variant}" if args.variant else ""
+    payload = {
+        "machine": machine(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "what": "v2 fine-tuned on N corrected Roboflow train photos (+ base RDD train photos); "
+        "held out: Roboflow valid (226); base domain: RDD China_MotorBike 001300-001581 (282)",
+        "recipe": asdict(recipe),
+        "device": args.device,
+        "planned": [run_tag(n, s, args.variant) for n, s in planned],
+        "finished": [r["tag"] for r in rows],
+        "aggregated": aggregated,
+        "runs": rows,
+    }
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / f"adaptation{suffix}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    title = "Adapting v2 to the Roboflow roads" + (f" ({args.variant})" if args.variant else "")
+    plot(aggregated, args.plot or ROOT / "weights" / "model-card" / f"adaptation-curve{suffix}.png", title)
+    return summary(aggregated)
+
+
+def parse_ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rf", type=Path, default=ROOT / "data" / "rf", help="built Roboflow dataset (new city)")
+    p.add_argument("--base", type=Path, default=ROOT / "data" / "rdd-cm", help="built base dataset (RDD)")
+    p.add_argument("--checkpoint", type=Path, default=ROOT / "weights" / "roadwatch-yolov5nu-v2.pt")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "adaptation", help="scratch folder (ignored)")
+    p.add_argument("--sizes", type=parse_ints, default=list(DEFAULT_SIZES), help="in run order")
+    p.add_argument("--seeds", type=parse_ints, default=[0, 1])
+    p.add_argument("--variant", default="", help="name of a recipe variant (its own results file)")
+    p.add_argument("--epochs", type=int, default=Recipe.epochs)
+    p.add_argument("--base-limit", type=int, default=Recipe.base_limit)
+    p.add_argument("--batch", type=int, default=Recipe.batch)
+    p.add_argument("--lr0", type=float, default=Recipe.lr0)
+    p.add_argument("--freeze", type=int)
+    p.add_argument("--imgsz", type=int, default=Recipe.imgsz)
+    p.add_argument("--oversample-pothole", type=int, default=1, help="repeat corrected photos with potholes")
+    p.add_argument("--device", default="cpu", help="ultralytics' device: cpu, 0 (first GPU)")
+    p.add_argument("--workers", type=int, default=0, help="dataloader workers (0-2 on a shared machine)")
+    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for evaluation")
+    p.add_argument("--results", type=Path, default=RESULTS, help="folder for adaptation[-VARIANT].json")
+    p.add_argument("--plot", type=Path, help="default: weights/model-card/adaptation-curve[-VARIANT].png")
+    p.add_argument("--report-only", action="store_true", help="only rewrite the table, JSON and plot")
+    args = p.parse_args(argv)
+    for folder in (args.rf, args.base):
+        if not (folder / "data.yaml").is_file():
+            p.error(f"{folder}: not a built dataset (python -m datasets build --out {folder} SOURCE)")
+    recipe = Recipe(
+        epochs=args.epochs,
+        base_limit=args.base_limit,
+        batch=args.batch,
+        lr0=args.lr0,
+        freeze=args.freeze,
+        imgsz=args.imgsz,
+        oversample_pothole=args.oversample_pothole,
+    )
+    planned = plan(args.sizes, args.seeds)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        from training.adapt import holdout_dataset
+
+        holdout = args.out / "holdout"
+        if not (holdout / "data.yaml").is_file():
+            # The held-out part of every corrections folder is the same: build it once.
+            make_corrections(args.rf, args.out / "holdout-src", 1, 0)
+            holdout_dataset(args.out / "holdout-src", holdout)
+        base_row(args, holdout)
+        todo = pending(planned, args.out, args.variant)
+        log.info("%d of %d runs to do: %s", len(todo), len(planned), ", ".join(run_tag(*r) for r in todo))
+        for size, seed in todo:
+            row = one_run(args, recipe, size, seed, holdout)
+            log.info(
+                "%s done: held-out mAP50 %.3f, pothole AP50 %.3f, RDD val mAP50 %.3f, %.1f CPU min",
+                row["tag"],
+                row["holdout"]["map50"],
+                row["holdout"]["pothole_ap50"],
+                row["base"]["map50"],
+                row["cpu_minutes"],
+            )
+            log.info("table so far:\n%s", report(args, recipe, planned))
+    print(report(args, recipe, planned))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

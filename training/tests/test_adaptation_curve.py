@@ -1,0 +1,108 @@
+"""The learning-curve script's own logic (bench/adaptation.py), without data or training:
+seeded nested subsets, run order, resume skipping, the corrections folder it builds, aggregation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bench.adaptation import (
+    aggregate,
+    make_corrections,
+    pending,
+    plan,
+    run_tag,
+    select_subset,
+    summary,
+)
+from training.adapt import check_corrections
+
+NAMES = [f"img{i:03d}.jpg" for i in range(100)]
+
+
+def test_subsets_are_seeded_nested_and_distinct_per_seed() -> None:
+    small, large = select_subset(NAMES, 10, seed=3), select_subset(NAMES, 40, seed=3)
+    assert len(small) == len(set(small)) == 10 and len(large) == 40
+    assert set(small) <= set(large)
+    assert select_subset(list(reversed(NAMES)), 10, seed=3) == small  # input order does not matter
+    assert select_subset(NAMES, 10, seed=4) != small
+    assert select_subset(NAMES, 100, seed=0) == sorted(NAMES)
+    with pytest.raises(ValueError):
+        select_subset(NAMES, 101, seed=0)
+
+
+def test_plan_runs_every_size_once_per_seed_in_the_given_order() -> None:
+    assert plan([200, 849, 25, 200], [0, 1]) == [(200, 0), (849, 0), (25, 0), (200, 1), (849, 1), (25, 1)]
+
+
+def test_pending_skips_runs_with_a_result(tmp_path: Path) -> None:
+    runs = plan([25, 50], [0, 1])
+    (tmp_path / run_tag(50, 0)).mkdir()
+    (tmp_path / run_tag(50, 0) / "result.json").write_text("{}")
+    (tmp_path / run_tag(25, 1)).mkdir()  # started, never finished: still to do
+    (tmp_path / run_tag(25, 0, "lr1e-4")).mkdir()
+    (tmp_path / run_tag(25, 0, "lr1e-4") / "result.json").write_text("{}")  # another variant's
+    assert pending(runs, tmp_path) == [(25, 0), (25, 1), (50, 1)]
+    assert pending(runs, tmp_path, "lr1e-4") == [(50, 0), (25, 1), (50, 1)]
+    assert run_tag(25, 1) == "n0025-s1" and run_tag(849, 0, "x") == "n0849-s0-x"
+
+
+def _built(root: Path, n_train: int, n_val: int) -> Path:
+    """A built dataset (``datasets build`` layout); every third train photo has a pothole (class 3)."""
+    for split, n in (("train", n_train), ("val", n_val)):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (8, 8)).save(root / "images" / split / f"{split}{i}.jpg")
+            cls = 3 if i % 3 == 0 else 1
+            (root / "labels" / split / f"{split}{i}.txt").write_text(f"{cls} 0.5 0.5 0.2 0.2\n")
+    (root / "data.yaml").write_text("names: {0: D00, 1: D10, 2: D20, 3: D40}\n")
+    return root
+
+
+def test_corrections_folder_is_what_adapt_reads(tmp_path: Path) -> None:
+    rf = _built(tmp_path / "rf", 12, 4)
+    info = make_corrections(rf, tmp_path / "c", 6, seed=0)
+    assert info == {"photos": 6, "train_images": 6}
+    counts = check_corrections(tmp_path / "c")
+    assert counts == {"train_images": 6, "train_boxes": 6, "valid_images": 4, "valid_boxes": 4}
+    chosen = sorted(p.name for p in (tmp_path / "c" / "train" / "images").iterdir())
+    assert chosen == select_subset([f"train{i}.jpg" for i in range(12)], 6, 0)
+    # rebuilt from scratch each time, and potholes can be repeated
+    info = make_corrections(rf, tmp_path / "c", 12, seed=0, oversample_pothole=3)
+    assert info == {"photos": 12, "train_images": 12 + 2 * 4}
+    assert check_corrections(tmp_path / "c")["train_images"] == 20
+
+
+def _row(size: int, seed: int, held: float, pothole: float, base: float, cpu: float) -> dict[str, object]:
+    return {
+        "tag": run_tag(size, seed),
+        "size": size,
+        "seed": seed,
+        "holdout": {"map50": held, "pothole_ap50": pothole},
+        "base": {"map50": base},
+        "cpu_minutes": cpu,
+        "wall_minutes": cpu / 2,
+    }
+
+
+def test_aggregate_gives_mean_min_max_per_size() -> None:
+    rows = [
+        _row(200, 0, 0.30, 0.1, 0.60, 8.0),
+        _row(200, 1, 0.40, 0.3, 0.70, 10.0),
+        _row(0, 0, 0.05, 0.0, 0.77, 0),
+    ]
+    agg = aggregate(rows)
+    assert [a["size"] for a in agg] == [0, 200]
+    a = agg[1]
+    assert a["runs"] == 2 and a["seeds"] == [0, 1]
+    assert a["holdout_map50"] == {"mean": 0.35, "min": 0.3, "max": 0.4}
+    assert a["holdout_pothole_ap50"] == {"mean": 0.2, "min": 0.1, "max": 0.3}
+    assert a["base_map50"]["mean"] == pytest.approx(0.65)
+    assert a["cpu_minutes"] == {"mean": 9.0, "min": 8.0, "max": 10.0}
+    text = summary(agg)
+    assert "0.350 (0.300-0.400)" in text and "0 (v2)" in text
+    json.dumps(agg)  # written as JSON
