@@ -1,0 +1,111 @@
+"""The road network and what each photo says about it: sections, imports, importance overrides, each frame's
+section and footprint, each frame's capture quality, each site's section and trust (migration 0008).
+
+Sections are replaced as a whole on re-import; their ids are stable (``service/domain/roads.py``), so the
+rows that refer to them (``frame_road``, ``site_survey``, ``road_importance_override``) carry the id
+without a foreign key and are re-attached in the import's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.tables import Base
+
+
+class RoadSection(Base):
+    """A stretch of one street (at most the configured section length), between two cut points."""
+
+    __tablename__ = "road_section"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # "{way_id}:{ordinal}"
+    way_id: Mapped[str] = mapped_column(String(80))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(300))
+    highway: Mapped[str | None] = mapped_column(String(50))
+    oneway: Mapped[bool] = mapped_column(Boolean, default=False)
+    surface: Mapped[str | None] = mapped_column(String(50))
+    importance: Mapped[float] = mapped_column(Float)
+    importance_source: Mapped[str] = mapped_column(String(50))  # mapping version, "input" or "override"
+    from_name: Mapped[str | None] = mapped_column(String(300))
+    to_name: Mapped[str | None] = mapped_column(String(300))
+    length_m: Mapped[float] = mapped_column(Float)
+    geom: Mapped[Any] = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=False))
+    __table_args__ = (
+        Index("ix_road_section_geom", "geom", postgresql_using="gist"),
+        Index("ix_road_section_name", "name"),
+    )
+
+
+class RoadImport(Base):
+    """One import of the network: what was read, how it was cut, what it produced."""
+
+    __tablename__ = "road_import"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    imported_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    source: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    n_ways: Mapped[int] = mapped_column(Integer)
+    n_sections: Mapped[int] = mapped_column(Integer)
+    length_km: Mapped[float] = mapped_column(Float)
+    max_section_m: Mapped[float] = mapped_column(Float)
+    importance_version: Mapped[str] = mapped_column(String(50))
+    sites_attached: Mapped[int] = mapped_column(Integer)
+    frames_attached: Mapped[int] = mapped_column(Integer)
+
+
+class RoadImportanceOverride(Base):
+    """Staff's importance for one section; survives re-imports (section ids are stable)."""
+
+    __tablename__ = "road_importance_override"
+    section_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    importance: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str | None] = mapped_column(Text)
+    set_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class FrameRoad(Base):
+    """Where a located frame was taken on the network, and the road it shows clearly (its footprint)."""
+
+    __tablename__ = "frame_road"
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), primary_key=True)
+    section_id: Mapped[str | None] = mapped_column(String(100))
+    distance_m: Mapped[float | None] = mapped_column(Float)
+    # The stretch of the section inside the footprint (metres from the section's start); None: none.
+    seen_from_m: Mapped[float | None] = mapped_column(Float)
+    seen_to_m: Mapped[float | None] = mapped_column(Float)
+    footprint: Mapped[Any] = mapped_column(Geometry("POLYGON", srid=4326, spatial_index=False), nullable=True)
+    __table_args__ = (
+        Index("ix_frame_road_section", "section_id"),
+        Index("ix_frame_road_footprint", "footprint", postgresql_using="gist"),
+    )
+
+
+class FrameQuality(Base):
+    """The capture-quality verdict of a frame (``service/domain/quality.py``)."""
+
+    __tablename__ = "frame_quality"
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), primary_key=True)
+    usable: Mapped[bool] = mapped_column(Boolean)
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    version: Mapped[str] = mapped_column(String(50))
+
+
+class SiteSurvey(Base):
+    """What the survey knows about a damage site: the section it lies on (re-attached on every import) and how
+    many of its sightings came from usable and from unusable frames (low trust when only the latter)."""
+
+    __tablename__ = "site_survey"
+    site_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("damage_site.id", ondelete="CASCADE"), primary_key=True
+    )
+    section_id: Mapped[str | None] = mapped_column(String(100))
+    section_distance_m: Mapped[float | None] = mapped_column(Float)
+    usable_sightings: Mapped[int] = mapped_column(Integer, default=0)
+    unusable_sightings: Mapped[int] = mapped_column(Integer, default=0)
+    __table_args__ = (Index("ix_site_survey_section", "section_id"),)
