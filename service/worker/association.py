@@ -21,14 +21,27 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from service.db.sites import add_observation, find_site, nearby_sites, rescore, site_latlon
+from service.db.drives import Drive, Track
+from service.db.frames import point
+from service.db.sites import (
+    ASSOCIABLE_STATUSES,
+    COMPATIBLE,
+    add_observation,
+    find_site,
+    nearby_sites,
+    rescore,
+    road_importance,
+    site_latlon,
+)
 from service.db.tables import DamageSite
+from service.domain import tracking
 from service.domain.ranking import RankingConfig
 
 M_PER_DEG_LAT = 111_320.0
@@ -177,4 +190,240 @@ def associate_frame(
         )
     else:
         result.offset = prior  # an acquired offset that matched nothing is not kept
+    return result
+
+
+# --- per drive segment: tracks, registration, one-to-one assignment (issue 13) ------------------
+
+VEHICLE_LOCK = 7301  # pg_advisory_xact_lock(VEHICLE_LOCK, vehicle id): one association per vehicle at a time
+CELL_LOCK = 7302  # pg_advisory_xact_lock(CELL_LOCK, cell key): one association per map cell at a time
+CELL_DEG = 0.005  # lock cells of 0.005 x 0.005 degrees (about 550 x 340 m at 52 N)
+DRIVE_GAP = timedelta(minutes=5)  # a longer pause between a vehicle's photos starts a new drive
+DRIVE_LOOKAROUND = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class AssociationConfig:
+    radius_m: float = 4.0  # farthest a track may be from the site it joins
+    search_m: float = 12.0  # farthest a track may be from a known site it registers against
+
+    def tracking(self) -> tracking.Config:
+        return tracking.Config(
+            compatible=COMPATIBLE,
+            search_m=self.search_m,
+            gate_m=self.radius_m,
+            registered_gate_m=min(self.radius_m, tracking.Config.registered_gate_m),
+        )
+
+
+@dataclass
+class SegmentResult:
+    drive_id: int
+    plan: tracking.DrivePlan
+    site_of: dict[int, int] = field(default_factory=dict)  # sighting key -> site id
+    track_of: dict[int, int] = field(default_factory=dict)  # sighting key -> track id
+    positions: dict[int, tuple[float, float]] = field(default_factory=dict)  # sighting key -> lat, lon
+    frame_offsets: dict[int, tuple[float, float]] = field(default_factory=dict)  # frame key -> east, north
+
+
+def cell_keys(points: Iterable[tuple[float, float]], margin_m: float) -> list[int]:
+    """Lock keys (sorted) of the cells that squares of ``margin_m`` around the (lat, lon) points touch.
+
+    Two segments whose points come within ``margin_m`` of each other share a key, so they never
+    associate at the same time; segments in other parts of the city never wait for each other.
+    """
+    cells: set[tuple[int, int]] = set()
+    for lat, lon in points:
+        dlat = margin_m / M_PER_DEG_LAT
+        dlon = margin_m / (M_PER_DEG_LAT * max(math.cos(math.radians(lat)), 1e-6))
+        for iy in range(math.floor((lat - dlat) / CELL_DEG), math.floor((lat + dlat) / CELL_DEG) + 1):
+            for ix in range(math.floor((lon - dlon) / CELL_DEG), math.floor((lon + dlon) / CELL_DEG) + 1):
+                cells.add((ix, iy))
+    # A stable 32-bit key per cell; a collision only makes two segments wait for each other.
+    keys = {((ix * 73_856_093) ^ (iy * 19_349_663)) % (1 << 32) - (1 << 31) for ix, iy in cells}
+    return sorted(keys)
+
+
+def lock_cells(session: Session, keys: Sequence[int]) -> None:
+    for key in sorted(keys):  # in order: two transactions never wait for each other in a cycle
+        session.execute(select(func.pg_advisory_xact_lock(CELL_LOCK, key)))
+
+
+def candidate_sites(
+    session: Session, points: Sequence[tuple[float, float]], radius_m: float
+) -> list[tracking.KnownSite]:
+    """Associable sites within ``radius_m`` of any of the (lat, lon) points: one query (GiST per point)."""
+    if not points:
+        return []
+    max_lat = max(abs(lat) for lat, _ in points)
+    radius_deg = radius_m / (M_PER_DEG_LAT * max(math.cos(math.radians(max_lat)), 1e-6))
+    rows = session.execute(
+        text(
+            """
+            SELECT DISTINCT s.id, s.class_name, ST_Y(s.position), ST_X(s.position), s.sightings
+            FROM damage_site s
+            JOIN (SELECT unnest(CAST(:lats AS float8[])) AS lat, unnest(CAST(:lons AS float8[])) AS lon) p
+              ON ST_DWithin(s.position, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326), :deg)
+            WHERE s.status = ANY(CAST(:statuses AS text[]))
+            ORDER BY s.id
+            """
+        ),
+        {
+            "lats": [lat for lat, _ in points],
+            "lons": [lon for _, lon in points],
+            "deg": radius_deg,
+            "statuses": [str(s) for s in ASSOCIABLE_STATUSES],
+        },
+    ).all()
+    return [tracking.KnownSite(int(r[0]), r[1], float(r[2]), float(r[3]), int(r[4])) for r in rows]
+
+
+def _weight(s: tracking.Sighting) -> float:
+    return s.confidence / (1.0 + (s.distance_m or 10.0) / 10.0)  # near, sure sightings count more
+
+
+def _new_site(t: tracking.Track, lat: float, lon: float, model_version_id: int | None) -> DamageSite:
+    return DamageSite(
+        class_name=t.class_name,
+        class_votes={},
+        position=point(lat, lon),
+        position_weight=0.0,
+        max_confidence=0.0,
+        sightings=0,
+        n_observations=0,
+        status="open",
+        first_seen=t.first_seen,
+        last_seen=t.last_seen,
+        model_version_id=model_version_id,
+    )
+
+
+def merge_track(
+    session: Session,
+    site: DamageSite,
+    track: tracking.Track,
+    sightings: Sequence[tuple[tracking.Sighting, tuple[float, float]]],
+    model_version_id: int | None,
+) -> None:
+    """Add a track's sightings (with their corrected positions) to ``site``; counts its frames once each."""
+    slat, slon = site_latlon(site) if site.position_weight > 0 else sightings[0][1]
+    total, wlat, wlon = site.position_weight, slat * site.position_weight, slon * site.position_weight
+    votes = dict(site.class_votes)
+    for s, (lat, lon) in sightings:
+        w = _weight(s)
+        total, wlat, wlon = total + w, wlat + w * lat, wlon + w * lon
+        votes[s.class_name] = votes.get(s.class_name, 0.0) + s.confidence
+    site.position = point(wlat / total, wlon / total)
+    site.position_weight = total
+    site.class_votes = votes
+    if site.status == "open":  # once staff decided, the class is theirs
+        site.class_name = max(sorted(votes), key=lambda k: votes[k])
+    site.max_confidence = max(site.max_confidence, track.max_confidence)
+    if track.size_m is not None:
+        site.size_m = max(site.size_m or 0.0, track.size_m)
+    site.sightings += track.sightings
+    site.n_observations += len(sightings)
+    site.first_seen = min(site.first_seen, track.first_seen)
+    site.last_seen = max(site.last_seen, track.last_seen)
+    site.model_version_id = model_version_id or site.model_version_id
+    site.road_importance = road_importance(session, wlat / total, wlon / total)
+
+
+def associate_segment(
+    session: Session,
+    vehicle_id: int,
+    frames: Sequence[tracking.FrameInput],
+    *,
+    config: AssociationConfig,
+    model_version_id: int | None,
+    ranking: RankingConfig,
+    drive: Drive | None = None,
+    before_write: Callable[[], None] | None = None,
+) -> SegmentResult:
+    """Track, register and assign one drive segment (``frames`` in time order); write sites, tracks, drive.
+
+    Takes the lock of every map cell the segment's tracks may touch, so a concurrent segment over the
+    same defects waits and then sees this one's sites. Commits nothing: the caller's transaction does.
+    ``before_write`` (tests) runs after the locks are held and before anything is written.
+    """
+    cfg = config.tracking()
+    origin = (frames[0].lat, frames[0].lon) if frames else (0.0, 0.0)
+    tracks = tracking.track_drive(frames, cfg, origin)
+    raw = [tracking.from_local(t.east, t.north, origin) for t in tracks]
+    reach = config.search_m + config.radius_m
+    lock_cells(session, cell_keys(raw, reach))
+    known = candidate_sites(session, raw, reach)
+    registration = tracking.register_drive(tracks, known, origin, cfg)
+    assignment = tracking.assign_tracks(tracks, known, registration, origin, cfg)
+    plan = tracking.DrivePlan(origin, tuple(tracks), registration, assignment)
+    assigned, match = assignment.sites, assignment.match_m
+    if before_write is not None:
+        before_write()
+    if drive is None:
+        drive = Drive(vehicle_id=vehicle_id, n_frames=0, n_tracks=0)
+        session.add(drive)
+    times = [f.seen_at for f in frames]
+    if times:
+        drive.started_at = min([t for t in (drive.started_at, *times) if t is not None])
+        drive.ended_at = max([t for t in (drive.ended_at, *times) if t is not None])
+    drive.offset_e_m, drive.offset_n_m = registration.offset_e_m, registration.offset_n_m
+    drive.drift_m, drive.support, drive.candidates = (
+        registration.drift_m,
+        registration.support,
+        registration.candidates,
+    )
+    drive.reference, drive.algorithm = registration.reference, tracking.ALGORITHM
+    drive.n_frames = (drive.n_frames or 0) + len(frames)
+    drive.n_tracks = (drive.n_tracks or 0) + len(tracks)
+    session.flush()
+    result = SegmentResult(drive.id, plan)
+    existing = {
+        s.id: s
+        for s in session.scalars(
+            select(DamageSite)
+            .where(DamageSite.id.in_([k for k in assigned if k is not None]))
+            .with_for_update()
+        )
+    }
+    by_key = {s.key: s for f in frames for s in f.sightings}
+    founded: dict[int, DamageSite] = {}
+    for i in sorted(range(len(tracks)), key=lambda k: assignment.founders[k] != k):  # founders first
+        t = tracks[i]
+        target = assigned[i]
+        site = existing.get(target) if target is not None else None
+        if site is not None and site.status not in ASSOCIABLE_STATUSES:  # staff closed it meanwhile
+            site = None
+        lat, lon = plan.corrected(i)
+        founder = assignment.founders[i]
+        if site is None and founder is not None and founder != i:
+            site = founded.get(founder)
+        if site is None:
+            site = _new_site(t, lat, lon, model_version_id)
+            session.add(site)
+            founded[i] = site
+        moved = [(by_key[k], plan.sighting_position(i, by_key[k])) for k in t.sighting_keys]
+        merge_track(session, site, t, moved, model_version_id)
+        rescore(site, ranking)
+        session.flush()
+        row = Track(
+            drive_id=drive.id,
+            site_id=site.id,
+            class_name=t.class_name,
+            position=point(lat, lon),
+            sightings=t.sightings,
+            n_observations=len(t.sighting_keys),
+            size_m=t.size_m,
+            max_confidence=t.max_confidence,
+            match_m=match[i] if site.id == assigned[i] else None,
+            first_seen=t.first_seen,
+            last_seen=t.last_seen,
+        )
+        session.add(row)
+        session.flush()
+        for s, pos in moved:
+            result.site_of[s.key] = site.id
+            result.track_of[s.key] = row.id
+            result.positions[s.key] = pos
+        for fk in t.frame_keys:
+            result.frame_offsets.setdefault(fk, registration.local[i])
     return result

@@ -1,0 +1,756 @@
+"""One physical defect, one site: tracks within a drive, the drive registered against the map.
+
+Pure: plain records in, plain records out, no database (``service/worker/association.py`` fetches the
+known sites near a drive and writes the result). Three steps per drive segment (one vehicle's frames
+in time order):
+
+1. ``track_drive``: link the detections of consecutive frames into tracks. A defect is seen in several
+   frames a few metres apart; a detection joins the track whose position (so far) is nearest, within a
+   gate that grows with the distance from the camera (projection errors do), if the classes are
+   compatible; one detection per track and frame (a one-to-one assignment per frame), so two defects
+   side by side stay two tracks. Boxes of one frame that touch (one crack split into two boxes) join as
+   one. A track ends when unseen for ``max_gap_frames`` frames. A track's position is a robust weighted
+   mean (near, confident sightings weigh more; far outliers are dropped), its class the confidence
+   vote, its size the median over sightings close to the camera whose box lies wholly on the road
+   (a box reaching the horizon gives no size). Tracks of one drive that never share a frame and lie
+   within ``merge_m`` are one defect seen twice (a gap in the detections, or a junction driven twice).
+2. ``register_drive``: phone GPS is off by 2-8 m, nearly constant over minutes. Every pair of a track
+   and a compatible known site within ``search_m`` proposes a translation; the one most tracks agree on
+   (to ``inlier_m``, RANSAC over all candidates) wins, then a least-squares refit over its inliers, then a
+   local correction along the drive for slow drift (a kernel over the distance travelled). A drive
+   that overlaps no known site keeps its own reference (offset zero); a single candidate pair is
+   accepted only when it is the only one. ``support`` is the number of tracks that agreed.
+3. ``assign_tracks``: tracks to known sites one-to-one (minimum total squared distance, Hungarian
+   method), compatible classes only, within ``gate_m``; unassigned tracks become new sites.
+
+Positions are east/north metres on a local tangent plane around the drive's first frame.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from service.domain.geo import Box, Camera, ground_offset, locate, locate_detection
+
+ALGORITHM = "tracks-v1"
+BOX_TOUCH_PX = 12.0
+_INF = 1e18
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One detection located on the ground (before any drive correction)."""
+
+    key: int  # the caller's id (an observation)
+    class_name: str
+    confidence: float
+    lat: float
+    lon: float
+    distance_m: float | None  # from the camera; None: no heading, the position is the camera's
+    size_m: float | None
+    sizeable: bool  # the whole box lies on the road within range: its size can be trusted
+    box: Box
+
+    @classmethod
+    def locate(
+        cls,
+        key: int,
+        class_name: str,
+        confidence: float,
+        box: Box,
+        fix_lat: float,
+        fix_lon: float,
+        heading: float | None,
+        width: int,
+        height: int,
+        cam: Camera,
+    ) -> Sighting | None:
+        """A detection located from the camera's fix and heading; None when not on the road plane."""
+        est = locate_detection(fix_lat, fix_lon, heading, box, width, height, cam)
+        if est is None:
+            return None
+        top = ground_offset((box[0] + box[2]) / 2.0, box[1], width, height, cam)
+        return cls(
+            key, class_name, confidence, est.lat, est.lon, est.distance_m, est.size_m, top is not None, box
+        )
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    key: int  # the caller's id (a frame)
+    seen_at: datetime
+    lat: float  # the GPS fix
+    lon: float
+    heading: float | None
+    sightings: tuple[Sighting, ...]
+
+
+@dataclass(frozen=True)
+class KnownSite:
+    key: int
+    class_name: str
+    lat: float
+    lon: float
+    sightings: int = 1
+
+
+@dataclass(frozen=True)
+class Config:
+    compatible: Mapping[str, Collection[str]] = field(default_factory=dict)  # class -> classes it may join
+    gate_base_m: float = 2.0  # tracking gate: base + per metre of distance from the camera
+    gate_per_m: float = 0.08
+    gate_no_heading_m: float = 8.0
+    max_gap_frames: int = 3
+    split_box_m: float = 1.0  # touching boxes of one frame closer than this on the ground: one defect
+    merge_m: float = 2.0
+    revisit_merge_m: float = 4.0
+    revisit_after_m: float = 100.0
+    size_range_m: float = 12.0
+    search_m: float = 12.0  # registration: how far a track may be from a known site it proposes
+    inlier_m: float = 1.5
+    drift_sigma_m: float = 80.0  # registration: local (drift) correction, Gaussian along the drive
+    drift_window_m: float = 200.0
+    max_drift_m: float = 8.0
+    drift_penalty: float = 0.15  # per metre from the drive offset, in votes
+    gate_m: float = 4.0  # assignment: farthest a (corrected) track may be from the site it joins
+    registered_gate_m: float = 3.5  # the same for a drive registered with support >= 2
+
+    def compatible_with(self, a: str, b: str) -> bool:
+        return a == b or b in self.compatible.get(a, ())
+
+
+@dataclass(frozen=True)
+class Track:
+    """One defect seen in one or more frames of a drive."""
+
+    sighting_keys: tuple[int, ...]
+    frame_keys: tuple[int, ...]  # distinct frames, in time order
+    class_name: str
+    class_votes: dict[str, float]
+    east: float  # uncorrected, local metres
+    north: float
+    size_m: float | None
+    max_confidence: float
+    first_seen: datetime
+    last_seen: datetime
+    along_m: float  # distance the vehicle had travelled when it first saw the defect
+    weights: dict[int, float]  # sighting key -> weight in the position mean
+
+    @property
+    def sightings(self) -> int:
+        return len(self.frame_keys)
+
+
+@dataclass(frozen=True)
+class Registration:
+    offset_e_m: float
+    offset_n_m: float
+    support: int  # tracks that agreed on the offset
+    candidates: int  # tracks with a compatible known site within search_m
+    drift_m: float  # largest departure of a track's local offset from the drive's offset
+    local: tuple[tuple[float, float], ...]  # per track: the offset applied to it
+
+    @property
+    def reference(self) -> str:
+        return "map" if self.support > 0 else "own"
+
+
+@dataclass(frozen=True)
+class DrivePlan:
+    origin: tuple[float, float]
+    tracks: tuple[Track, ...]
+    registration: Registration
+    assignment: Assignment
+
+    def corrected(self, i: int) -> tuple[float, float]:
+        """Track ``i``'s corrected position as (lat, lon)."""
+        t, (de, dn) = self.tracks[i], self.registration.local[i]
+        return from_local(t.east + de, t.north + dn, self.origin)
+
+    def sighting_position(self, i: int, sighting: Sighting) -> tuple[float, float]:
+        """A sighting of track ``i`` moved by the track's correction, as (lat, lon)."""
+        e, n = to_local(sighting.lat, sighting.lon, self.origin)
+        de, dn = self.registration.local[i]
+        return from_local(e + de, n + dn, self.origin)
+
+
+def _metres_per_degree(origin: tuple[float, float]) -> tuple[float, float]:
+    """Metres per degree of longitude and latitude at ``origin`` (the earth model of ``geo.locate``)."""
+    lat0, lon0 = origin
+    lat1, lon1 = locate(lat0, lon0, 0.0, 1000.0, 1000.0)  # 1 km north, 1 km east
+    return 1000.0 / (lon1 - lon0), 1000.0 / (lat1 - lat0)
+
+
+def to_local(lat: float, lon: float, origin: tuple[float, float]) -> tuple[float, float]:
+    """East/north metres of (lat, lon) from ``origin`` (equirectangular, fine over a few km)."""
+    m_lon, m_lat = _metres_per_degree(origin)
+    dlon = (lon - origin[1] + 180.0) % 360.0 - 180.0
+    return dlon * m_lon, (lat - origin[0]) * m_lat
+
+
+def from_local(east: float, north: float, origin: tuple[float, float]) -> tuple[float, float]:
+    return locate(origin[0], origin[1], 0.0, north, east)
+
+
+def min_cost_assignment(cost: Sequence[Sequence[float]]) -> list[int]:
+    """Column per row minimising the total cost (Hungarian method, shortest augmenting paths).
+
+    Needs rows <= columns; entries >= ``1e18`` are forbidden (a row with only those gets -1).
+    """
+    n = len(cost)
+    if n == 0:
+        return []
+    m = len(cost[0])
+    if m < n:
+        raise ValueError(f"cost matrix: expected rows <= columns, got {n}x{m}")
+    u, v = [0.0] * (n + 1), [0.0] * (m + 1)
+    p, way = [0] * (m + 1), [0] * (m + 1)  # p[j]: row (1-based) assigned to column j
+    for i in range(1, n + 1):
+        p[0], j0 = i, 0
+        minv, used = [_INF * 2] * (m + 1), [False] * (m + 1)
+        while True:
+            used[j0] = True
+            i0, delta, j1 = p[j0], _INF * 2, 0
+            for j in range(1, m + 1):
+                if not used[j]:
+                    cur = cost[i0 - 1][j - 1] - u[i0] - v[j]
+                    if cur < minv[j]:
+                        minv[j], way[j] = cur, j0
+                    if minv[j] < delta:
+                        delta, j1 = minv[j], j
+            for j in range(m + 1):
+                if used[j]:
+                    u[p[j]] += delta
+                    v[j] -= delta
+                else:
+                    minv[j] -= delta
+            j0 = j1
+            if p[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            p[j0] = p[j1]
+            j0 = j1
+    out = [-1] * n
+    for j in range(1, m + 1):
+        if p[j] and cost[p[j] - 1][j - 1] < _INF:
+            out[p[j] - 1] = j - 1
+    return out
+
+
+def gated_assignment(cost: Sequence[Sequence[float]], unassigned: Sequence[float]) -> list[int]:
+    """Column per row (or -1), minimising the total cost where leaving row i unassigned costs
+    ``unassigned[i]``; forbidden pairs cost ``>= 1e18``."""
+    n = len(cost)
+    if n == 0:
+        return []
+    m = len(cost[0]) if cost else 0
+    square = [list(row) + [unassigned[i] if k == i else _INF for k in range(n)] for i, row in enumerate(cost)]
+    return [j if 0 <= j < m else -1 for j in min_cost_assignment(square)]
+
+
+# --- 1. tracking -------------------------------------------------------------------------------
+
+
+def _sigma_m(s: Sighting, config: Config) -> float:
+    if s.distance_m is None:
+        return config.gate_no_heading_m / 2.0
+    return 0.3 + 0.05 * s.distance_m
+
+
+def _gate(s: Sighting, config: Config) -> float:
+    if s.distance_m is None:
+        return config.gate_no_heading_m
+    return config.gate_base_m + config.gate_per_m * s.distance_m
+
+
+def _touch(a: Box, b: Box) -> bool:
+    return not (
+        a[2] + BOX_TOUCH_PX < b[0]
+        or b[2] + BOX_TOUCH_PX < a[0]
+        or a[3] + BOX_TOUCH_PX < b[1]
+        or b[3] + BOX_TOUCH_PX < a[1]
+    )
+
+
+@dataclass
+class _Open:
+    """A track being built: its sightings as (frame index, sighting, east, north)."""
+
+    members: list[tuple[int, Sighting, float, float]]
+    last_frame: int
+    votes: dict[str, float]
+    sum_w: float = 0.0
+    sum_e: float = 0.0
+    sum_n: float = 0.0
+
+    def add(self, frame: int, s: Sighting, e: float, n: float, config: Config) -> None:
+        self.members.append((frame, s, e, n))
+        w = s.confidence / _sigma_m(s, config) ** 2
+        self.sum_w, self.sum_e, self.sum_n = self.sum_w + w, self.sum_e + w * e, self.sum_n + w * n
+        self.votes[s.class_name] = self.votes.get(s.class_name, 0.0) + s.confidence
+        self.last_frame = frame
+
+    @property
+    def position(self) -> tuple[float, float]:
+        return self.sum_e / self.sum_w, self.sum_n / self.sum_w
+
+    @property
+    def class_name(self) -> str:
+        return max(sorted(self.votes), key=lambda k: self.votes[k])
+
+
+def _frame_groups(
+    frame: FrameInput, origin: tuple[float, float], config: Config
+) -> list[list[tuple[Sighting, float, float]]]:
+    """The frame's sightings with local positions; touching boxes of compatible classes as one group."""
+    items = [(s, *to_local(s.lat, s.lon, origin)) for s in frame.sightings]
+    parent = list(range(len(items)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(items)):
+        for j in range(i + 1, len(items)):
+            a, b = items[i][0], items[j][0]
+            near = math.dist(items[i][1:], items[j][1:]) <= config.split_box_m
+            if near and _touch(a.box, b.box) and config.compatible_with(a.class_name, b.class_name):
+                parent[root(j)] = root(i)
+    groups: dict[int, list[tuple[Sighting, float, float]]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(root(i), []).append(item)
+    return list(groups.values())
+
+
+def _link(frames: Sequence[FrameInput], origin: tuple[float, float], config: Config) -> list[_Open]:
+    done: list[_Open] = []
+    active: list[_Open] = []
+    for f_index, frame in enumerate(frames):
+        still: list[_Open] = []
+        for t in active:
+            (still if f_index - t.last_frame <= config.max_gap_frames else done).append(t)
+        active = still
+        groups = _frame_groups(frame, origin, config)
+        if not groups:
+            continue
+        cost: list[list[float]] = []
+        for group in groups:
+            lead = max(group, key=lambda item: item[0].confidence)[0]
+            ge = sum(e for _, e, _ in group) / len(group)
+            gn = sum(n for _, _, n in group) / len(group)
+            gate = _gate(lead, config)
+            row = []
+            for t in active:
+                d = math.dist((ge, gn), t.position)
+                ok = d <= gate and config.compatible_with(t.class_name, lead.class_name)
+                row.append((d / gate) ** 2 if ok else _INF)
+            cost.append(row)
+        chosen = gated_assignment(cost, [1.0] * len(groups)) if active else [-1] * len(groups)
+        for group, j in zip(groups, chosen, strict=True):
+            if j < 0:
+                track = _Open([], f_index, {})
+                active.append(track)
+            else:
+                track = active[j]
+            for s, e, n in group:
+                track.add(f_index, s, e, n, config)
+    return done + active
+
+
+def _finish(t: _Open, frames: Sequence[FrameInput], along: Sequence[float], config: Config) -> Track:
+    weights = {s.key: s.confidence / _sigma_m(s, config) ** 2 for _, s, _, _ in t.members}
+    e, n = t.position
+    if len(t.members) >= 3:  # drop sightings far from the rest (a wrong link, a bad projection)
+        kept = [
+            m for m in t.members if math.dist((m[2], m[3]), (e, n)) <= max(2.5 * _sigma_m(m[1], config), 1.5)
+        ]
+        if 2 <= len(kept) < len(t.members):
+            sw = sum(weights[m[1].key] for m in kept)
+            e = sum(weights[m[1].key] * m[2] for m in kept) / sw
+            n = sum(weights[m[1].key] * m[3] for m in kept) / sw
+            weights = {k: (w if any(m[1].key == k for m in kept) else 0.0) for k, w in weights.items()}
+    sizes = sorted(
+        s.size_m
+        for _, s, _, _ in t.members
+        if s.size_m is not None
+        and s.sizeable
+        and s.distance_m is not None
+        and s.distance_m <= config.size_range_m
+    )
+    frame_indices = sorted({f for f, _, _, _ in t.members})
+    return Track(
+        sighting_keys=tuple(s.key for _, s, _, _ in t.members),
+        frame_keys=tuple(frames[f].key for f in frame_indices),
+        class_name=t.class_name,
+        class_votes=dict(t.votes),
+        east=e,
+        north=n,
+        size_m=sizes[len(sizes) // 2] if sizes else None,
+        max_confidence=max(s.confidence for _, s, _, _ in t.members),
+        first_seen=frames[frame_indices[0]].seen_at,
+        last_seen=frames[frame_indices[-1]].seen_at,
+        along_m=along[frame_indices[0]],
+        weights=weights,
+    )
+
+
+def _merge(a: Track, b: Track) -> Track:
+    wa, wb = sum(a.weights.values()) or 1.0, sum(b.weights.values()) or 1.0
+    votes = dict(a.class_votes)
+    for k, v in b.class_votes.items():
+        votes[k] = votes.get(k, 0.0) + v
+    sizes = [s for s in (a.size_m, b.size_m) if s is not None]
+    return Track(
+        sighting_keys=a.sighting_keys + b.sighting_keys,
+        frame_keys=tuple(
+            sorted(set(a.frame_keys) | set(b.frame_keys), key=(a.frame_keys + b.frame_keys).index)
+        ),
+        class_name=max(sorted(votes), key=lambda k: votes[k]),
+        class_votes=votes,
+        east=(a.east * wa + b.east * wb) / (wa + wb),
+        north=(a.north * wa + b.north * wb) / (wa + wb),
+        size_m=max(sizes) if sizes else None,
+        max_confidence=max(a.max_confidence, b.max_confidence),
+        first_seen=min(a.first_seen, b.first_seen),
+        last_seen=max(a.last_seen, b.last_seen),
+        along_m=min(a.along_m, b.along_m),
+        weights={**a.weights, **b.weights},
+    )
+
+
+def merge_limit_m(a: Track, b: Track, config: Config) -> float:
+    """How far apart two tracks of one drive that share no frame may be and still be one defect.
+
+    Close in the drive (a gap in the detections) the GPS error is the same for both: ``merge_m``.
+    Far apart in the drive (the same spot driven again, from another street or direction) the GPS
+    has drifted in between: ``revisit_merge_m``.
+    """
+    return config.revisit_merge_m if abs(a.along_m - b.along_m) > config.revisit_after_m else config.merge_m
+
+
+def _merge_revisits(tracks: list[Track], config: Config) -> list[Track]:
+    """Tracks that never share a frame and lie within their merge limit: one defect seen twice."""
+    reach = max(config.merge_m, config.revisit_merge_m)
+    pairs = sorted(
+        (math.dist((a.east, a.north), (b.east, b.north)), i, j)
+        for i, a in enumerate(tracks)
+        for j, b in enumerate(tracks)
+        if i < j and abs(a.east - b.east) <= reach and abs(a.north - b.north) <= reach
+    )
+    alive = dict(enumerate(tracks))
+    owner = list(range(len(tracks)))
+
+    def root(i: int) -> int:
+        while owner[i] != i:
+            i = owner[i]
+        return i
+
+    for d, i, j in pairs:
+        ri, rj = root(i), root(j)
+        if ri == rj or d > reach:
+            continue
+        a, b = alive[ri], alive[rj]
+        if set(a.frame_keys) & set(b.frame_keys) or not config.compatible_with(a.class_name, b.class_name):
+            continue
+        if math.dist((a.east, a.north), (b.east, b.north)) > merge_limit_m(a, b, config):
+            continue
+        alive[ri] = _merge(a, b)
+        del alive[rj]
+        owner[rj] = ri
+    return [alive[k] for k in sorted(alive)]
+
+
+def track_drive(
+    frames: Sequence[FrameInput], config: Config, origin: tuple[float, float] | None = None
+) -> list[Track]:
+    """Tracks of one drive segment; ``frames`` in time order."""
+    if not frames:
+        return []
+    origin = origin or (frames[0].lat, frames[0].lon)
+    along, travelled = [], 0.0
+    for k, f in enumerate(frames):
+        if k:
+            travelled += math.dist(
+                to_local(f.lat, f.lon, origin), to_local(frames[k - 1].lat, frames[k - 1].lon, origin)
+            )
+        along.append(travelled)
+    tracks = [_finish(t, frames, along, config) for t in _link(frames, origin, config) if t.members]
+    tracks.sort(key=lambda t: (t.along_m, t.first_seen, t.sighting_keys))
+    return _merge_revisits(tracks, config)
+
+
+# --- 2. registration ---------------------------------------------------------------------------
+
+
+def _candidates(
+    tracks: Sequence[Track], sites: Sequence[tuple[KnownSite, float, float]], config: Config
+) -> list[tuple[int, int, float, float]]:
+    """(track, site, east shift, north shift) for every compatible pair within search_m."""
+    out: list[tuple[int, int, float, float]] = []
+    if not sites:
+        return out
+    se = np.array([e for _, e, _ in sites])
+    sn = np.array([n for _, _, n in sites])
+    for i, t in enumerate(tracks):
+        d = np.hypot(se - t.east, sn - t.north)
+        for j in np.nonzero(d <= config.search_m)[0]:
+            site = sites[int(j)][0]
+            if config.compatible_with(t.class_name, site.class_name):
+                out.append((i, int(j), float(se[j] - t.east), float(sn[j] - t.north)))
+    return out
+
+
+def _inliers(
+    cands: list[tuple[int, int, float, float]], shift: tuple[float, float], tol: float
+) -> dict[int, tuple[int, float, float]]:
+    """Per track: its candidate nearest to ``shift`` within ``tol`` (one site per track, one track per site)."""
+    best: dict[int, tuple[float, int, float, float]] = {}
+    for i, j, de, dn in cands:
+        d = math.hypot(de - shift[0], dn - shift[1])
+        if d <= tol and (i not in best or d < best[i][0]):
+            best[i] = (d, j, de, dn)
+    by_site: dict[int, tuple[float, int]] = {}
+    for i, (d, j, _, _) in best.items():
+        if j not in by_site or d < by_site[j][0]:
+            by_site[j] = (d, i)
+    keep = {i for _, i in by_site.values()}
+    return {i: (j, de, dn) for i, (_, j, de, dn) in best.items() if i in keep}
+
+
+def register_drive(
+    tracks: Sequence[Track], sites: Sequence[KnownSite], origin: tuple[float, float], config: Config
+) -> Registration:
+    """The drive's GPS correction against the known sites (see the module docstring)."""
+    local_sites = [(s, *to_local(s.lat, s.lon, origin)) for s in sites]
+    cands = _candidates(tracks, local_sites, config)
+    n_cand = len({i for i, *_ in cands})
+    zero = Registration(0.0, 0.0, 0, n_cand, 0.0, tuple((0.0, 0.0) for _ in tracks))
+    if not cands:
+        return zero
+    # Support counts tracks seen at least twice: a lone false positive agrees with anything nearby.
+    strong = {i for i, t in enumerate(tracks) if t.sightings >= 2}
+    arr = np.array([(de, dn) for _, _, de, dn in cands])
+    track_of = np.array([i for i, *_ in cands])
+    best_key: tuple[float, float] | None = None
+    best_shift = (0.0, 0.0)
+    for k in range(len(cands)):
+        near = np.hypot(arr[:, 0] - arr[k, 0], arr[:, 1] - arr[k, 1]) <= config.inlier_m
+        agreeing = {int(i) for i in track_of[near]}
+        score = len(agreeing & strong) + 0.01 * len(agreeing)
+        key = (-score, float(np.hypot(*arr[k])))
+        if best_key is None or key < best_key:
+            best_key, best_shift = key, (float(arr[k, 0]), float(arr[k, 1]))
+    shift = best_shift
+    for _ in range(3):  # least-squares refit over the inliers
+        inl = _inliers(cands, shift, config.inlier_m)
+        if not inl:
+            break
+        shift = (
+            sum(de for _, de, _ in inl.values()) / len(inl),
+            sum(dn for _, _, dn in inl.values()) / len(inl),
+        )
+    inl = _inliers(cands, shift, config.inlier_m)
+    support = len(set(inl) & strong)
+    if support < 2 and not (len(cands) == 1 and len(inl) == 1):
+        return zero
+    support = max(support, 1)
+    local = _local_offsets(tracks, cands, strong, shift, config)
+    drift = max((math.dist(o, shift) for o in local), default=0.0)
+    return Registration(shift[0], shift[1], support, n_cand, drift, tuple(local))
+
+
+def _local_offsets(
+    tracks: Sequence[Track],
+    cands: list[tuple[int, int, float, float]],
+    strong: set[int],
+    shift: tuple[float, float],
+    config: Config,
+) -> list[tuple[float, float]]:
+    """Each track's offset: the consensus of the candidates of tracks near it along the drive.
+
+    GPS drift moves the offset by about a metre per 100 m, and the map's own positions come from
+    drives that drifted too, so the offset that fits one street need not fit the next. Per track, the
+    translations proposed within ``drift_window_m`` along the drive (and within ``max_drift_m`` of the
+    drive's offset) vote, weighted by a Gaussian of the distance along the drive; at least two tracks
+    seen twice must agree, else the track takes the offset of its supported neighbours (or the drive's).
+    """
+    arr = np.array([(de, dn) for _, _, de, dn in cands])
+    track_of = np.array([i for i, *_ in cands])
+    along = np.array([tracks[i].along_m for i in track_of])
+    is_strong = np.array([i in strong for i in track_of])
+    ok = np.hypot(arr[:, 0] - shift[0], arr[:, 1] - shift[1]) <= config.max_drift_m
+    found: dict[int, tuple[float, float]] = {}
+    for i, t in enumerate(tracks):
+        w = np.exp(-0.5 * ((along - t.along_m) / config.drift_sigma_m) ** 2)
+        window = np.nonzero(ok & (np.abs(along - t.along_m) <= config.drift_window_m))[0]
+        best: tuple[float, float] | None = None
+        best_t = shift
+        for k in window:
+            near = window[np.hypot(arr[window, 0] - arr[k, 0], arr[window, 1] - arr[k, 1]) <= config.inlier_m]
+            agreeing = {int(track_of[m]) for m in near if is_strong[m]}
+            if len(agreeing) < 2:
+                continue
+            score = sum(float(max(w[m] for m in near if track_of[m] == j)) for j in agreeing)
+            key = (-score + config.drift_penalty * float(math.dist(arr[k], shift)), 0.0)
+            if best is None or key < best:
+                best, best_t = key, (float(arr[k, 0]), float(arr[k, 1]))
+        if best is None:
+            continue
+        for _ in range(2):  # refit: kernel-weighted mean of the agreeing candidates (nearest per track)
+            d = np.hypot(arr[window, 0] - best_t[0], arr[window, 1] - best_t[1])
+            nearest: dict[int, tuple[float, int]] = {}
+            for m, dm in zip(window, d, strict=True):
+                j = int(track_of[m])
+                if dm <= config.inlier_m and (j not in nearest or dm < nearest[j][0]):
+                    nearest[j] = (float(dm), int(m))
+            ms = [m for _, m in nearest.values()]
+            if not ms:
+                break
+            ww = w[ms]
+            best_t = (float(ww @ arr[ms, 0] / ww.sum()), float(ww @ arr[ms, 1] / ww.sum()))
+        found[i] = best_t
+    out = []
+    for i, t in enumerate(tracks):
+        if i in found:
+            out.append(found[i])
+            continue
+        ws = [
+            (math.exp(-0.5 * ((tracks[j].along_m - t.along_m) / config.drift_sigma_m) ** 2), o)
+            for j, o in found.items()
+        ]
+        total = sum(w for w, _ in ws) + 0.05  # far from any supported track: the drive's offset
+        out.append(
+            (
+                (sum(w * o[0] for w, o in ws) + 0.05 * shift[0]) / total,
+                (sum(w * o[1] for w, o in ws) + 0.05 * shift[1]) / total,
+            )
+        )
+    return out
+
+
+# --- 3. assignment -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Assignment:
+    sites: tuple[int | None, ...]  # per track: the known site it joins, None for a new site
+    match_m: tuple[float | None, ...]  # per track: distance to that known site after correction
+    founders: tuple[int | None, ...]  # per track with a new site: the track whose new site it joins
+
+
+def assign_tracks(
+    tracks: Sequence[Track],
+    sites: Sequence[KnownSite],
+    registration: Registration,
+    origin: tuple[float, float],
+    config: Config,
+) -> Assignment:
+    """Tracks to known sites one-to-one, then the rest to new sites.
+
+    Two tracks of one drive that share a frame are two defects: they never join the same site. Tracks
+    that share no frame may (a gap in the detections, a junction driven twice): after the one-to-one
+    round, the tracks left over get further rounds against the sites that no overlapping track took.
+    The tracks left after that form new sites, merged with each other under the same rule.
+    """
+    gate = config.registered_gate_m if registration.support >= 2 else config.gate_m
+    pos = [(t.east + o[0], t.north + o[1]) for t, o in zip(tracks, registration.local, strict=True)]
+    local_sites = [to_local(s.lat, s.lon, origin) for s in sites]
+    frames_of = [set(t.frame_keys) for t in tracks]
+    taken: dict[int, set[object]] = {}  # site index -> frames of the tracks that joined it
+    out: list[int | None] = [None] * len(tracks)
+    dist: list[float | None] = [None] * len(tracks)
+    remaining = list(range(len(tracks)))
+    for _ in range(3):
+        pairs: dict[int, dict[int, float]] = {}
+        for i in remaining:
+            t, p = tracks[i], pos[i]
+            for j, (s, q) in enumerate(zip(sites, local_sites, strict=True)):
+                if abs(p[0] - q[0]) > gate or abs(p[1] - q[1]) > gate or frames_of[i] & taken.get(j, set()):
+                    continue
+                d = math.dist(p, q)
+                if d <= gate and config.compatible_with(t.class_name, s.class_name):
+                    pairs.setdefault(i, {})[j] = d
+        joined = 0
+        for rows, cols in _components(pairs):
+            cost = [[pairs[i][j] ** 2 if j in pairs[i] else _INF for j in cols] for i in rows]
+            for i, c in zip(rows, gated_assignment(cost, [gate**2] * len(rows)), strict=True):
+                if c >= 0:
+                    out[i], dist[i] = sites[cols[c]].key, pairs[i][cols[c]]
+                    taken.setdefault(cols[c], set()).update(frames_of[i])
+                    joined += 1
+        remaining = [i for i in remaining if out[i] is None]
+        if not joined or not remaining:
+            break
+    founders: list[int | None] = [None] * len(tracks)
+    new: list[tuple[int, list[float], set[object], float]] = []  # founder, position, frames, weight
+    for i in sorted(remaining, key=lambda k: (-tracks[k].sightings, k)):
+        best = None
+        for n, (f, centre, seen, _) in enumerate(new):
+            d = math.dist(pos[i], centre)
+            if (
+                d <= min(gate, config.merge_m * 1.25)
+                and not frames_of[i] & seen
+                and config.compatible_with(tracks[f].class_name, tracks[i].class_name)
+                and (best is None or d < best[0])
+            ):
+                best = (d, n)
+        if best is None:
+            founders[i] = i
+            new.append((i, list(pos[i]), set(frames_of[i]), float(tracks[i].sightings)))
+            continue
+        f, centre, seen, w = new[best[1]]
+        founders[i] = f
+        wi = float(tracks[i].sightings)
+        centre[0] = (centre[0] * w + pos[i][0] * wi) / (w + wi)
+        centre[1] = (centre[1] * w + pos[i][1] * wi) / (w + wi)
+        seen |= frames_of[i]
+        new[best[1]] = (f, centre, seen, w + wi)
+    return Assignment(tuple(out), tuple(dist), tuple(founders))
+
+
+def _components(pairs: Mapping[int, Mapping[int, float]]) -> list[tuple[list[int], list[int]]]:
+    """Connected groups of tracks and sites that compete (so each assignment problem stays small)."""
+    seen_rows: set[int] = set()
+    by_col: dict[int, list[int]] = {}
+    for i, row in pairs.items():
+        for j in row:
+            by_col.setdefault(j, []).append(i)
+    out: list[tuple[list[int], list[int]]] = []
+    for start in sorted(pairs):
+        if start in seen_rows:
+            continue
+        rows: set[int] = set()
+        cols: set[int] = set()
+        stack = [start]
+        while stack:
+            i = stack.pop()
+            if i in rows:
+                continue
+            rows.add(i)
+            for j in pairs[i]:
+                if j not in cols:
+                    cols.add(j)
+                    stack.extend(by_col[j])
+        seen_rows |= rows
+        out.append((sorted(rows), sorted(cols)))
+    return out
+
+
+def plan_drive(frames: Sequence[FrameInput], sites: Sequence[KnownSite], config: Config) -> DrivePlan:
+    """Tracks of one drive segment, its registration against ``sites`` and each track's site."""
+    if not frames:
+        return DrivePlan((0.0, 0.0), (), Registration(0.0, 0.0, 0, 0, 0.0, ()), Assignment((), (), ()))
+    origin = (frames[0].lat, frames[0].lon)
+    tracks = track_drive(frames, config, origin)
+    registration = register_drive(tracks, sites, origin, config)
+    return DrivePlan(
+        origin, tuple(tracks), registration, assign_tracks(tracks, sites, registration, origin, config)
+    )

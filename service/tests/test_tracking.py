@@ -1,0 +1,289 @@
+"""Tracking, registration and assignment on hand-built drives (pure: no database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service.db.sites import COMPATIBLE
+from service.domain.geo import Camera
+from service.domain.tracking import (
+    Config,
+    FrameInput,
+    KnownSite,
+    Registration,
+    Sighting,
+    Track,
+    assign_tracks,
+    from_local,
+    gated_assignment,
+    min_cost_assignment,
+    plan_drive,
+    register_drive,
+    to_local,
+    track_drive,
+)
+
+ORIGIN = (52.0, 13.0)
+T0 = datetime(2026, 6, 1, 9, tzinfo=UTC)
+CFG = Config(compatible=COMPATIBLE)
+_keys = iter(range(1, 1_000_000))
+
+
+def sighting(
+    east: float,
+    north: float,
+    cls: str = "D00",
+    *,
+    distance: float | None = 8.0,
+    size: float | None = 0.5,
+    sizeable: bool = True,
+    box: tuple[float, float, float, float] | None = None,
+    conf: float = 0.8,
+) -> Sighting:
+    key = next(_keys)
+    lat, lon = from_local(east, north, ORIGIN)
+    x = float(key % 50) * 30.0  # boxes far apart in the image unless a test says otherwise
+    return Sighting(key, cls, conf, lat, lon, distance, size, sizeable, box or (x, 500.0, x + 20.0, 540.0))
+
+
+def frame(k: int, *sightings: Sighting, east: float = 0.0, seconds: float | None = None) -> FrameInput:
+    lat, lon = from_local(east, 0.0, ORIGIN)
+    when = T0 + timedelta(seconds=k if seconds is None else seconds)
+    return FrameInput(k, when, lat, lon, 90.0, tuple(sightings))
+
+
+def track_at(
+    east: float, north: float, frames: tuple[int, ...], cls: str = "D00", along: float = 0.0
+) -> Track:
+    return Track(
+        sighting_keys=tuple(next(_keys) for _ in frames),
+        frame_keys=frames,
+        class_name=cls,
+        class_votes={cls: 1.0},
+        east=east,
+        north=north,
+        size_m=None,
+        max_confidence=0.8,
+        first_seen=T0,
+        last_seen=T0,
+        along_m=along,
+        weights={},
+    )
+
+
+def site_at(key: int, east: float, north: float, cls: str = "D00") -> KnownSite:
+    return KnownSite(key, cls, *from_local(east, north, ORIGIN), 3)
+
+
+def no_offset(n: int) -> Registration:
+    return Registration(0.0, 0.0, 0, 0, 0.0, tuple((0.0, 0.0) for _ in range(n)))
+
+
+# --- assignment primitives ------------------------------------------------------------------
+
+
+def test_min_cost_assignment_finds_the_optimum_not_the_greedy_choice() -> None:
+    # Greedy takes row 0 -> column 1 (cost 1) first and must then pay 9 for row 1; the optimum is 2 + 2.
+    assert min_cost_assignment([[2.0, 1.0], [9.0, 2.0]]) == [0, 1]
+    assert min_cost_assignment([[4.0, 1.0, 3.0], [2.0, 0.0, 5.0], [3.0, 2.0, 2.0]]) == [1, 0, 2]
+    assert min_cost_assignment([[1e18, 1.0], [1e18, 2.0]]) in ([-1, 1], [1, -1])  # column 0 is forbidden
+    with pytest.raises(ValueError, match="rows <= columns"):
+        min_cost_assignment([[1.0], [2.0]])
+
+
+def test_gated_assignment_leaves_rows_unassigned_when_that_is_cheaper() -> None:
+    assert gated_assignment([[5.0, 1.0], [1.0, 9.0]], [4.0, 4.0]) == [1, 0]
+    assert gated_assignment([[5.0], [1.0]], [4.0, 4.0]) == [-1, 0]
+    assert gated_assignment([], []) == []
+
+
+def test_local_coordinates_round_trip() -> None:
+    lat, lon = from_local(120.0, -35.0, ORIGIN)
+    assert to_local(lat, lon, ORIGIN) == pytest.approx((120.0, -35.0), abs=1e-6)
+
+
+# --- tracking ---------------------------------------------------------------------------------
+
+
+def test_one_defect_seen_in_consecutive_frames_is_one_track() -> None:
+    frames = [
+        frame(k, sighting(10.0 + dx, 2.0 + dy))
+        for k, (dx, dy) in enumerate([(0.3, 0), (-0.3, 0.2), (0, -0.2)])
+    ]
+    (track,) = track_drive(frames, CFG, ORIGIN)
+    assert track.sightings == 3 and len(track.sighting_keys) == 3
+    assert (track.east, track.north) == pytest.approx((10.0, 2.0), abs=0.05)
+
+
+def test_two_defects_side_by_side_stay_two_tracks() -> None:
+    # 1.6 m apart, both within the gate of either: one detection per track and frame keeps them apart.
+    frames = [frame(k, sighting(10.0, 0.0), sighting(11.6, 0.0)) for k in range(4)]
+    tracks = track_drive(frames, CFG, ORIGIN)
+    assert sorted(round(t.east, 1) for t in tracks) == [10.0, 11.6]
+    assert all(t.sightings == 4 for t in tracks)
+
+
+def test_a_missed_frame_does_not_break_the_track_but_a_long_gap_does() -> None:
+    frames = [frame(0, sighting(5, 0)), frame(1), frame(2), frame(3, sighting(5.2, 0))]
+    assert len(track_drive(frames, CFG, ORIGIN)) == 1
+    far = [frame(0, sighting(5, 0)), *(frame(k) for k in range(1, 5)), frame(5, sighting(5.2, 0))]
+    # A gap of 4 frames ends the track; the later sighting is merged back (no shared frame, 0.2 m).
+    (merged,) = track_drive(far, CFG, ORIGIN)
+    assert merged.sightings == 2
+
+
+def test_class_is_the_vote_and_incompatible_classes_never_link() -> None:
+    frames = [
+        frame(0, sighting(5, 0, "D00", conf=0.9), sighting(5.1, 0.1, "D40")),
+        frame(1, sighting(5.1, 0, "D20", conf=0.5), sighting(5.0, 0.1, "D40")),
+        frame(2, sighting(4.9, 0, "D00", conf=0.7)),
+    ]
+    tracks = {t.class_name: t for t in track_drive(frames, CFG, ORIGIN)}
+    assert set(tracks) == {"D00", "D40"}
+    assert tracks["D00"].sightings == 3 and tracks["D00"].class_votes == pytest.approx(
+        {"D00": 1.6, "D20": 0.5}
+    )
+    assert tracks["D40"].sightings == 2
+
+
+def test_size_comes_only_from_near_sightings_wholly_on_the_road() -> None:
+    frames = [
+        frame(0, sighting(5, 0, distance=30.0, size=9.0)),  # far: no size
+        frame(1, sighting(5, 0, distance=10.0, size=37.0, sizeable=False)),  # its top reaches the horizon
+        frame(2, sighting(5, 0, distance=8.0, size=0.6)),
+        frame(3, sighting(5, 0, distance=6.0, size=0.8)),
+        frame(4, sighting(5, 0, distance=5.0, size=0.7)),
+    ]
+    (track,) = track_drive(frames, CFG, ORIGIN)
+    assert track.size_m == pytest.approx(0.7)
+    (far_only,) = track_drive(frames[:2], CFG, ORIGIN)
+    assert far_only.size_m is None
+
+
+def test_a_far_outlier_does_not_move_the_track() -> None:
+    frames = [frame(k, sighting(5.0, 0.0, distance=6.0)) for k in range(4)]
+    frames.append(frame(4, sighting(7.6, 0.0, distance=10.0)))  # linked (the gate grows), then dropped
+    (track,) = track_drive(frames, CFG, ORIGIN)
+    assert track.sightings == 5 and track.east == pytest.approx(5.0, abs=0.01)
+
+
+def test_touching_boxes_of_one_crack_are_one_sighting_frame() -> None:
+    left, right = (100.0, 500.0, 200.0, 560.0), (205.0, 500.0, 300.0, 560.0)
+    frames = [frame(k, sighting(5.0, 0.0, box=left), sighting(5.5, 0.0, box=right)) for k in range(2)]
+    (track,) = track_drive(frames, CFG, ORIGIN)
+    assert track.sightings == 2 and len(track.sighting_keys) == 4
+    # Touching boxes 2 m apart on the ground are two defects.
+    apart = [frame(k, sighting(5.0, 0.0, box=left), sighting(7.0, 0.0, box=right)) for k in range(2)]
+    assert len(track_drive(apart, CFG, ORIGIN)) == 2
+
+
+def test_a_spot_driven_again_later_in_the_drive_is_one_track() -> None:
+    first = [frame(k, sighting(50.0, 1.0), east=k * 4.0) for k in range(3)]
+    later = [frame(k, sighting(52.5, 2.0), east=400.0 - k * 4.0, seconds=300 + k) for k in range(10, 13)]
+    gap = [frame(k, east=60.0 + k * 40, seconds=100 + k) for k in range(3, 10)]  # 300 m driven in between
+    (track,) = track_drive([*first, *gap, *later], CFG, ORIGIN)
+    assert track.sightings == 6
+    near = [frame(k, sighting(50.0, 1.0)) for k in range(3)] + [
+        frame(k, sighting(52.5, 2.0)) for k in range(8, 11)
+    ]
+    assert len(track_drive(near, CFG, ORIGIN)) == 2  # 2.7 m apart without driving away: two defects
+
+
+# --- registration -----------------------------------------------------------------------------
+
+
+def test_registration_finds_the_shift_most_tracks_agree_on() -> None:
+    sites = [site_at(1, 0, 0), site_at(2, 30, 5), site_at(3, 60, -2), site_at(4, 64, -2)]
+    # The drive's GPS is 4 m east and 3 m south of the map; one extra track lies 4 m from site 4.
+    tracks = [
+        track_at(4.2, -3.0, (1, 2)),
+        track_at(34.0, 2.1, (5, 6)),
+        track_at(64.1, -5.0, (9, 10)),
+        track_at(70.0, -2.0, (11, 12)),
+    ]
+    reg = register_drive(tracks, sites, ORIGIN, CFG)
+    assert (reg.offset_e_m, reg.offset_n_m) == pytest.approx((-4.1, 3.0), abs=0.15)
+    assert reg.support == 3 and reg.candidates == 4 and reg.reference == "map"
+    assert all(o == pytest.approx((-4.1, 3.0), abs=0.3) for o in reg.local)
+
+
+def test_a_drive_over_unknown_roads_keeps_its_own_reference() -> None:
+    reg = register_drive([track_at(0, 0, (1, 2))], [site_at(1, 500, 500)], ORIGIN, CFG)
+    assert (reg.offset_e_m, reg.offset_n_m, reg.support, reg.reference) == (0.0, 0.0, 0, "own")
+
+
+def test_a_lone_pair_is_accepted_only_when_it_is_the_only_candidate() -> None:
+    lone = register_drive([track_at(3, 0, (1, 2))], [site_at(1, 0, 0)], ORIGIN, CFG)
+    assert lone.offset_e_m == pytest.approx(-3.0) and lone.support == 1
+    # One track between two sites: either shift is possible, so neither is taken.
+    two = register_drive([track_at(3, 0, (1, 2))], [site_at(1, 0, 0), site_at(2, 6, 0)], ORIGIN, CFG)
+    assert two.reference == "own"
+
+
+def test_incompatible_classes_do_not_register() -> None:
+    reg = register_drive(
+        [track_at(3, 0, (1, 2), "D40"), track_at(13, 0, (3, 4), "D40")],
+        [site_at(1, 0, 0, "D00"), site_at(2, 10, 0, "D10")],
+        ORIGIN,
+        CFG,
+    )
+    assert reg.reference == "own" and reg.candidates == 0
+
+
+# --- assignment -------------------------------------------------------------------------------
+
+
+def test_side_by_side_tracks_take_one_site_each_at_the_least_total_distance() -> None:
+    # Greedy nearest-first gives track a (1.1) the site q (0.9 away) and leaves b 2.9 m from p.
+    tracks = [track_at(1.1, 0, (1, 2)), track_at(2.9, 0, (1, 2))]
+    out = assign_tracks(tracks, [site_at(10, 0, 0), site_at(11, 2, 0)], no_offset(2), ORIGIN, CFG)
+    assert out.sites == (10, 11)
+    assert out.match_m == pytest.approx((1.1, 0.9), abs=0.01)
+
+
+def test_one_defect_seen_from_two_directions_joins_one_site() -> None:
+    tracks = [track_at(0.5, 0, (1, 2)), track_at(-0.6, 0.3, (40, 41))]  # no shared frame
+    out = assign_tracks(tracks, [site_at(7, 0, 0)], no_offset(2), ORIGIN, CFG)
+    assert out.sites == (7, 7)
+
+
+def test_tracks_without_a_site_form_new_ones_shared_only_without_a_common_frame() -> None:
+    tracks = [
+        track_at(0, 0, (1, 2, 3)),
+        track_at(0.8, 0, (20, 21)),  # the same defect later: joins track 0's new site
+        track_at(1.0, 0.5, (2, 3)),  # seen in the same frames as track 0: another defect
+        track_at(0, 0, (4, 5), "D40"),  # a pothole there: never a crack's site
+        track_at(9.5, 0, (6, 7)),  # too far from the known site
+    ]
+    out = assign_tracks(tracks, [site_at(7, 5, 0)], no_offset(5), ORIGIN, CFG)
+    assert out.sites == (None, None, None, None, None)
+    assert out.founders == (0, 0, 2, 3, 4)
+
+
+def test_plan_drive_aligns_a_second_drive_and_keeps_close_pairs_apart() -> None:
+    # The map: a close pair (1.5 m) and two lone defects. The drive is 5 m west, 2 m north of it.
+    truth = [(20.0, 0.0), (21.5, 0.0), (60.0, 1.0), (100.0, -1.0)]
+    sites = [site_at(k + 1, e, n) for k, (e, n) in enumerate(truth)]
+    frames = []
+    for k in range(30):
+        cam = k * 4.0
+        seen = [sighting(e - 5.0, n + 2.0) for e, n in truth if 4.0 <= e - cam <= 16.0]
+        frames.append(frame(k, *seen, east=cam - 5.0))
+    plan = plan_drive(frames, sites, CFG)
+    assert plan.registration.support >= 3
+    assert (plan.registration.offset_e_m, plan.registration.offset_n_m) == pytest.approx((5.0, -2.0), abs=0.2)
+    assert sorted(s for s in plan.assignment.sites if s is not None) == [1, 2, 3, 4]
+    lat, lon = plan.corrected(0)
+    assert to_local(lat, lon, ORIGIN) == pytest.approx(truth[0], abs=0.3)
+
+
+def test_sighting_locate_marks_boxes_reaching_the_horizon_as_unsizeable() -> None:
+    cam = Camera(1.4, 10.0, 100.0)
+    near = Sighting.locate(1, "D00", 0.8, (900.0, 800.0, 1000.0, 900.0), 52.0, 13.0, 90.0, 1920, 1080, cam)
+    tall = Sighting.locate(2, "D00", 0.8, (900.0, 100.0, 1000.0, 900.0), 52.0, 13.0, 90.0, 1920, 1080, cam)
+    above = Sighting.locate(3, "D00", 0.8, (900.0, 50.0, 1000.0, 120.0), 52.0, 13.0, 90.0, 1920, 1080, cam)
+    assert near is not None and near.sizeable and near.size_m is not None
+    assert tall is not None and not tall.sizeable
+    assert above is None
