@@ -29,10 +29,11 @@ setup: system-deps $(STAMP) ## Create .venv with everything needed to run and te
 test: setup ## Run the whole test suite against a project-local PostGIS and Label Studio
 	scripts/test.sh
 
-lint: setup ## ruff, and mypy on detector/ and datasets/
+lint: setup ## ruff check + format check, mypy (strict on the packages), import contracts (lint-imports)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy detector datasets
+	.venv/bin/mypy detector datasets geotag service uploader tests
+	.venv/bin/lint-imports
 
 db-start: system-deps ## Start the project-local PostGIS (.pg/)
 	scripts/devdb.sh start

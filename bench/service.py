@@ -60,8 +60,9 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 
 def credentials(url: str) -> tuple[str, str, str]:
-    from service.db.accounts import add_user, add_vehicle
     from service.db.engine import make_engine, make_sessionmaker, transaction
+    from service.db.users import add_user
+    from service.db.vehicles import add_vehicle
 
     with transaction(make_sessionmaker(make_engine(url))) as session:
         _, token = add_vehicle(session, f"bench-{time.time_ns()}")

@@ -28,7 +28,7 @@ def load_manifest(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     if not path.is_file():
         raise ModelError(f"no model manifest at {path}: pass --weights FILE")
     try:
-        manifest = json.loads(path.read_text())
+        manifest: dict[str, Any] = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ModelError(f"{path}: invalid JSON: {exc}") from exc
     if "default" not in manifest or "models" not in manifest:
@@ -40,7 +40,8 @@ def model_entry(name: str | None = None, weights_dir: Path = WEIGHTS_DIR) -> dic
     """The manifest entry of a model (default: the manifest's default)."""
     manifest = load_manifest(weights_dir)
     wanted = name or manifest["default"]
-    for entry in manifest["models"]:
+    entries: list[dict[str, Any]] = manifest["models"]
+    for entry in entries:
         if entry["name"] == wanted:
             return entry
     raise ModelError(f"model {wanted!r} is not listed in {weights_dir / MANIFEST_NAME}")
@@ -49,7 +50,7 @@ def model_entry(name: str | None = None, weights_dir: Path = WEIGHTS_DIR) -> dic
 def default_model_path(weights_dir: Path = WEIGHTS_DIR, verify: bool = True) -> Path:
     """Path of the default model, its sha256 checked against the manifest."""
     entry = model_entry(None, weights_dir)
-    path = weights_dir / entry["file"]
+    path = weights_dir / str(entry["file"])
     if not path.is_file():
         raise ModelError(f"default model {path} listed in the manifest is missing")
     if verify and entry.get("sha256") and sha256_file(path) != entry["sha256"]:

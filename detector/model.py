@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ast
-import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -56,14 +56,14 @@ class Detector:
     def from_path(cls, path: Path | str, threads: int | None = None) -> Detector:
         """Load a model; reads class names and input size from the export's metadata.
 
-        ``threads``: intra-op threads (default ``ROADWATCH_THREADS`` or 1: several processes with
-        one thread each give more throughput than one process with many).
+        ``threads``: intra-op threads (None: 1; several processes with one thread each give more
+        throughput than one process with many). The caller decides (the service from its settings).
         """
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or int(os.environ.get("ROADWATCH_THREADS", "1"))
+        options.intra_op_num_threads = max(1, threads or 1)
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
@@ -88,7 +88,7 @@ class Detector:
 
     def predict(
         self,
-        image: np.ndarray,
+        image: np.ndarray[Any, Any],
         conf: float = 0.25,
         iou: float = 0.45,
         max_det: int = 300,
@@ -99,7 +99,7 @@ class Detector:
 
     def predict_batch(
         self,
-        images: Sequence[np.ndarray],
+        images: Sequence[np.ndarray[Any, Any]],
         conf: float = 0.25,
         iou: float = 0.45,
         max_det: int = 300,

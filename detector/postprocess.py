@@ -6,6 +6,8 @@ pixels, the other rows per-class scores (sigmoid applied, no objectness).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from detector.preprocess import Letterbox
@@ -15,8 +17,8 @@ _CLASS_OFFSET = 7680.0
 
 
 def decode(
-    head: np.ndarray, conf: float, multi_label: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    head: np.ndarray[Any, Any], conf: float, multi_label: bool = False
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """One image's head ``(4 + nc, N)`` -> boxes xyxy ``(M, 4)``, scores ``(M,)``, classes ``(M,)``.
 
     By default each anchor gives at most one box, of its best class (what the service needs).
@@ -39,7 +41,7 @@ def decode(
     return boxes.astype(np.float32), scores.astype(np.float32), classes
 
 
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def box_iou(box: np.ndarray[Any, Any], boxes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """IoU of one xyxy box with many."""
     x1 = np.maximum(box[0], boxes[:, 0])
     y1 = np.maximum(box[1], boxes[:, 1])
@@ -48,12 +50,17 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area = (box[2] - box[0]) * (box[3] - box[1])
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
+    iou: np.ndarray[Any, Any] = inter / np.maximum(area + areas - inter, 1e-9)
+    return iou
 
 
 def nms(
-    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float, max_det: int = 300
-) -> np.ndarray:
+    boxes: np.ndarray[Any, Any],
+    scores: np.ndarray[Any, Any],
+    classes: np.ndarray[Any, Any],
+    iou: float,
+    max_det: int = 300,
+) -> np.ndarray[Any, Any]:
     """Class-aware greedy NMS; indices of kept boxes, highest score first."""
     order = np.argsort(-scores, kind="stable")
     shifted = boxes + (classes.astype(np.float32) * _CLASS_OFFSET)[:, None]
@@ -66,7 +73,7 @@ def nms(
     return np.asarray(keep, dtype=np.int64)
 
 
-def to_source(boxes: np.ndarray, lb: Letterbox) -> np.ndarray:
+def to_source(boxes: np.ndarray[Any, Any], lb: Letterbox) -> np.ndarray[Any, Any]:
     """Letterboxed input pixels -> source image pixels, clipped to the image."""
     out = boxes.copy()
     out[:, [0, 2]] = (out[:, [0, 2]] - lb.pad_x) / lb.gain

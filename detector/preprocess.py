@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,7 +32,7 @@ class Letterbox:
     source_height: int
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray[Any, Any]:
     """Decode JPEG/PNG bytes to a BGR array with the EXIF orientation applied.
 
     The size is read from the header first so that a huge image is refused before decoding.
@@ -59,7 +60,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     return image
 
 
-def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray[Any, Any]:
     """Read an image file; see :func:`decode_image`."""
     try:
         data = Path(path).read_bytes()
@@ -68,7 +69,7 @@ def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     return decode_image(data, max_pixels)
 
 
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
+def letterbox(image: np.ndarray[Any, Any], size: int) -> tuple[np.ndarray[Any, Any], Letterbox]:
     """Resize keeping the aspect ratio and pad to ``size`` x ``size`` (grey 114), centred.
 
     An image that is already ``size`` x ``size`` comes back as is (not copied): do not modify it.
@@ -89,7 +90,7 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     return image, Letterbox(gain, float(left), float(top), w, h)
 
 
-def to_tensor(images: list[np.ndarray]) -> np.ndarray:
+def to_tensor(images: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
     """BGR uint8 HWC images (all one size) -> float32 NCHW RGB in 0..1.
 
     Each colour plane is divided straight into its place in the output: bit-identical to
@@ -104,6 +105,6 @@ def to_tensor(images: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def to_uint8_tensor(images: list[np.ndarray]) -> np.ndarray:
+def to_uint8_tensor(images: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
     """BGR uint8 HWC images (all one size) -> uint8 NCHW RGB, for models that take raw pixels."""
     return cv2.dnn.blobFromImages(images, 1.0, swapRB=True, crop=False, ddepth=cv2.CV_8U)

@@ -3,35 +3,69 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import func, select, text
 from starlette.middleware.sessions import SessionMiddleware
 
 from service import api, web
 from service.access.sessions import session_secret
-from service.db.accounts import LoginThrottle
+from service.access.throttle import BasicCache, LoginThrottle
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.store import ImageStore
-from service.db.tables import Frame
+from service.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, ServiceError
 from service.settings import Settings
-from service.worker.context import model_path
+from service.web.render import WebRoute, error_page
 from service.worker.jobs import make_app as make_jobs
 
 log = logging.getLogger(__name__)
+HTTP_STATUS: dict[type[ServiceError], int] = {
+    Gone: 410,
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 422,
+    Forbidden: 403,
+}
+
+
+def http_status(exc: ServiceError) -> int:
+    """The HTTP status of a service error: its most specific class in ``HTTP_STATUS`` (else 500)."""
+    for cls in type(exc).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Service errors and request validation errors as HTTP answers."""
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> Response:
+        # The one place where the service's errors become HTTP: a page for the web app, JSON elsewhere.
+        code = http_status(exc)
+        if isinstance(request.scope.get("route"), WebRoute):
+            return error_page(request, code, str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body')}: {err.get('msg')}"
+            for err in exc.errors()
+        ]
+        return JSONResponse({"detail": "invalid request: " + "; ".join(problems)}, status_code=422)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()  # type: ignore[call-arg]  # DATABASE_URL from the environment
+    settings = settings or Settings()  # DATABASE_URL from the environment
     jobs = make_jobs(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with jobs.open():  # sync connector: the upload handlers defer from worker threads
             yield
 
@@ -43,39 +77,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
+    app.state.basic_cache = BasicCache()
     app.state.engine = make_engine(settings.database_url)
     app.state.sessions = make_sessionmaker(app.state.engine)
     app.state.store = ImageStore(settings.image_dir)  # anonymized images
     app.state.originals = ImageStore(settings.original_dir)  # uploads until anonymized
     app.state.jobs = jobs
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body')}: {err.get('msg')}"
-            for err in exc.errors()
-        ]
-        return JSONResponse({"detail": "invalid request: " + "; ".join(problems)}, status_code=422)
-
-    @app.get("/health", tags=["health"], summary="Database, queue and model status")
-    def health() -> JSONResponse:
-        body: dict[str, Any] = {"status": "ok"}
-        try:
-            with app.state.sessions() as session:
-                session.execute(text("SELECT 1"))
-                body["database"] = "ok"
-                body["frames_queued"] = session.scalar(select(func.count()).where(Frame.status == "queued"))
-        except Exception as exc:
-            body["status"], body["database"] = "error", f"unreachable: {type(exc).__name__}"
-        try:
-            path = model_path(settings)
-            body["model"] = {"file": path.name, "present": path.is_file()}
-            if not path.is_file():
-                body["status"] = "error"
-        except Exception as exc:
-            body["status"], body["model"] = "error", str(exc)
-        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
-
+    install_error_handlers(app)
     for router in api.routers():
         app.include_router(router)
     # Staff web app: signed session cookie (HttpOnly, SameSite=Lax), its pages, static files, JSON API.

@@ -6,6 +6,7 @@ Built once in ``create_app()`` or the CLI, never at import time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,8 @@ class Settings(BaseSettings):
     data_dir: Path = PROJECT_ROOT / "var"
     # None: the default model of weights/manifest.json.
     model_path: Path | None = None
+    # ONNX Runtime intra-op threads per model in each worker (several 1-thread workers beat one with many).
+    threads: int = Field(1, ge=1, le=64)
     detect_conf: float = Field(0.25, ge=0, le=1)
     detect_iou: float = Field(0.45, ge=0, le=1)
     max_image_bytes: int = 25 * 1024 * 1024
@@ -69,6 +72,27 @@ class Settings(BaseSettings):
         "Art. 6(1)(e) GDPR with the municipality's road maintenance duty (Straßenbaulast, state road law)"
     )
 
+    # Road network (`python -m service roads import FILE`, service/domain/roads.py): drivable OSM highway
+    # classes (comma-separated), the longest section, the largest file accepted, the importance mapping.
+    road_highway_classes: str = (
+        "motorway,motorway_link,trunk,trunk_link,primary,primary_link,secondary,secondary_link,"
+        "tertiary,tertiary_link,unclassified,residential,living_street,service"
+    )
+    road_max_section_m: float = Field(50.0, ge=1.0)
+    road_max_file_mb: int = Field(2048, ge=1)
+    road_importance_version: str = "osm-highway-1"
+    # What a photo shows clearly ahead of the camera (its footprint, for coverage).
+    footprint_clear_range_m: float = Field(20.0, gt=0)
+    # Capture quality (service/domain/quality.py; calibrated by bench/quality.py).
+    quality_blur_min: float = Field(0.012, ge=0)  # Laplacian energy / contrast of the road area
+    quality_dark_max_mean: float = Field(45.0, ge=0, le=255)
+    quality_bright_min_share: float = Field(0.40, ge=0, le=1)  # share of pixels at 250..255
+    quality_flat_min_share: float = Field(0.85, ge=0, le=1)  # share of textureless blocks
+    # Coverage: passes are counted per period of this many days (182: half a year).
+    coverage_period_days: int = Field(182, ge=1)
+    # Detections seen only in unusable frames are low-trust: their site's priority stays at most this.
+    low_trust_max_priority: float = Field(40.0, ge=0, le=100)
+
     # Label Studio (corrections of the model's boxes): `python -m service labelstudio push|pull`.
     # scripts/labelstudio.sh starts a local one and prints these (`scripts/labelstudio.sh env`).
     labelstudio_url: str | None = None
@@ -103,3 +127,25 @@ class Settings(BaseSettings):
     def psycopg_conninfo(self) -> str:
         """The URL in libpq form, for procrastinate's psycopg connector."""
         return self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+    def model_file(self) -> Path:
+        """The damage model in use: ``model_path``, else the default of weights/manifest.json (its sha256
+        checked). The one answer to "which model is in use" (health, workers, transparency record)."""
+        from detector.manifest import default_model_path
+
+        return self.model_path or default_model_path()
+
+    def model_entry(self) -> dict[str, Any]:
+        """The manifest entry of the model in use; only its file name and stem when the manifest does
+        not list it (or there is no manifest)."""
+        from detector.manifest import WEIGHTS_DIR, load_manifest
+
+        wanted = self.model_path.name if self.model_path else None
+        try:
+            manifest = load_manifest(WEIGHTS_DIR)
+        except (OSError, ValueError, KeyError):
+            manifest = {"models": [], "default": None}
+        for entry in manifest["models"]:
+            if (wanted and entry["file"] == wanted) or (not wanted and entry["name"] == manifest["default"]):
+                return dict(entry)
+        return {"name": self.model_path.stem, "file": wanted} if self.model_path else {}

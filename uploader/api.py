@@ -139,7 +139,8 @@ class Api:
             except ValueError:
                 body = None
             if isinstance(body, dict) and isinstance(body.get("images"), list):
-                return body["images"]
+                images: list[dict[str, Any]] = body["images"]
+                return images
         self._raise_for(response)
         images = self._json(response, "images")["images"]
         if not isinstance(images, list):

@@ -96,7 +96,7 @@ def _token(args: argparse.Namespace) -> str:
         token = args.token or os.environ.get("ROADWATCH_TOKEN", "").strip()
     if not token:
         raise UsageError("no token: use --token-file FILE or set ROADWATCH_TOKEN")
-    return token
+    return str(token)
 
 
 def _check(args: argparse.Namespace) -> None:

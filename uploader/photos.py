@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from geotag.gps import Fix, Track, TrackError, haversine_m, interpolate, parse_track, read_exif
+from geotag import Fix, Track, TrackError, haversine_m, interpolate, parse_track, read_exif
 from uploader.journal import Journal, Photo
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,8 @@ def sample(journal: Journal, photo: Photo, every_m: float | None) -> str | None:
     anchor = journal.last_kept_position(photo.captured_at)
     if anchor is None:
         return None
-    assert photo.lat is not None and photo.lon is not None
+    if photo.lat is None or photo.lon is None:  # has_position says otherwise; never trust it blindly
+        return None
     dist = haversine_m(anchor[0], anchor[1], photo.lat, photo.lon)
     if dist >= every_m:
         return None

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-import time
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from service.db.accounts import authenticate, role_at_least, vehicle_for_token
 from service.db.tables import User, Vehicle
+from service.db.users import authenticate, role_at_least
+from service.db.vehicles import vehicle_for_token
+from service.domain.statuses import Role
 from service.settings import Settings
-
-# argon2 is slow on purpose (~0.1 s): API clients sending Basic credentials on every request would
-# pay it every time. A verified credential is remembered (as a hash) for a minute.
-BASIC_CACHE_S = 60.0
-_basic_cache: dict[str, tuple[int, float]] = {}
 
 _bearer = HTTPBearer(auto_error=False)
 _basic = HTTPBasic(auto_error=False)
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_session(request: Request):  # type: ignore[no-untyped-def]
@@ -69,13 +65,14 @@ def current_user(
         if user is not None and user.active:
             return user
     if creds is not None:
-        key = hashlib.sha256(f"{creds.username}\0{creds.password}".encode()).hexdigest()
-        cached = _basic_cache.get(key)
-        if cached is not None and cached[1] > time.monotonic():
-            user = session.get(User, cached[0])
+        cache = request.app.state.basic_cache
+        key = cache.key(creds.username, creds.password)
+        cached_id = cache.get(key)
+        if cached_id is not None:
+            user = session.get(User, cached_id)
             if user is not None and user.active:
                 return user
-        # Past the cache (credentials verified in the last BASIC_CACHE_S): guesses never hit it.
+        # Past the cache (credentials verified in the last minute or so): guesses never hit it.
         throttle = request.app.state.login_throttle
         wait = throttle.begin(creds.username)
         if wait:
@@ -87,9 +84,7 @@ def current_user(
         user = authenticate(session, creds.username, creds.password)
         if user is not None:
             throttle.succeeded(creds.username)
-            if len(_basic_cache) > 1000:
-                _basic_cache.clear()
-            _basic_cache[key] = (user.id, time.monotonic() + BASIC_CACHE_S)
+            cache.put(key, user.id)
             return user
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,
@@ -107,9 +102,9 @@ def require_role(role: str):  # type: ignore[no-untyped-def]
     return check
 
 
-ViewerDep = Annotated[User, Depends(require_role("viewer"))]
-ReviewerDep = Annotated[User, Depends(require_role("reviewer"))]
-AdminDep = Annotated[User, Depends(require_role("admin"))]
+ViewerDep = Annotated[User, Depends(require_role(Role.VIEWER))]
+ReviewerDep = Annotated[User, Depends(require_role(Role.REVIEWER))]
+AdminDep = Annotated[User, Depends(require_role(Role.ADMIN))]
 
 
 def constant_time_equal(a: str, b: str) -> bool:

@@ -11,6 +11,14 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     """The API's routers, in include order."""
-    from service.api import decisions, labelstudio_webhook, sites, upload
+    from service.api import decisions, frames, health, labelstudio_webhook, sites, upload, work_orders
 
-    return [upload.router, sites.router, decisions.router, labelstudio_webhook.router]
+    return [
+        health.router,
+        upload.router,
+        sites.router,
+        frames.router,
+        decisions.router,
+        work_orders.router,
+        labelstudio_webhook.router,
+    ]

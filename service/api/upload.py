@@ -10,13 +10,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
-from geotag.gps import Track, TrackError, parse_track
+from geotag import Track, TrackError, parse_track
 from service.access.deps import SessionDep, SettingsDep, VehicleDep
-from service.db.frames import BatchResult, create_batch, finish_batch, ingest_image
-from service.db.tables import Frame
+from service.api.schemas import BatchOut, ImageResultOut, MissingOut
+from service.db.frames import BatchResult, ImageResult, create_batch, finish_batch, ingest_image
+from service.db.tables import Frame, Vehicle
+from service.domain.statuses import UploadStatus
+from service.errors import InvalidInput
 from service.worker.jobs import defer_frames
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,99 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
     return None if len(data) > limit else data
 
 
-@router.post("/batches", status_code=status.HTTP_202_ACCEPTED, summary="Upload photos (a vehicle's batch)")
+class UploadMetadata(BaseModel):
+    """The optional ``metadata`` part of an upload: a clock offset for the track, per-image fields
+    (``captured_at``, ``lat``, ``lon``, ``heading``), and anything else the client wants kept with the batch."""
+
+    model_config = ConfigDict(extra="allow")
+    clock_offset_s: float = Field(
+        0.0, allow_inf_nan=False, description="camera clock minus GPS time, seconds"
+    )
+    images: dict[str, Any] = Field(default_factory=dict, description="file name -> that image's fields")
+
+    @classmethod
+    def parse(cls, raw: str | None) -> UploadMetadata:
+        """``raw`` JSON checked, with one clear message per problem (never a server error)."""
+        if not raw:
+            return cls()
+        try:
+            data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+            raise InvalidInput(f"metadata is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InvalidInput("metadata must be a JSON object")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            field = str(exc.errors()[0]["loc"][0]) if exc.errors() and exc.errors()[0]["loc"] else ""
+            if field == "images":
+                raise InvalidInput("metadata.images must map file names to objects") from exc
+            raise InvalidInput("metadata.clock_offset_s must be a number of seconds") from exc
+
+    def batch_fields(self) -> dict[str, Any]:
+        """What is stored with the batch: everything but the per-image part."""
+        return self.model_dump(exclude={"images"}, exclude_unset=True)
+
+    def image_fields(self, name: str) -> dict[str, Any]:
+        fields = self.images.get(name, {})
+        return fields if isinstance(fields, dict) else {}
+
+
+async def _read_track(track: UploadFile | None, limit: int) -> Track | None:
+    if track is None:
+        return None
+    raw = await _read_limited(track, limit)
+    if raw is None:
+        raise HTTPException(413, f"track larger than {limit} bytes")
+    try:
+        return parse_track(raw, track.filename or "track")
+    except TrackError as exc:
+        raise HTTPException(422, f"track: {exc}") from exc
+
+
+async def _ingest_all(
+    request: Request,
+    vehicle: Vehicle,
+    images: list[UploadFile],
+    meta: UploadMetadata,
+    track: Track | None,
+) -> BatchResult:
+    """Store every image of the batch (each in its own transaction) and the batch's summary."""
+    settings, sessions = request.app.state.settings, request.app.state.sessions
+    batch_id = await run_in_threadpool(create_batch, sessions, vehicle, meta.batch_fields())
+    result = BatchResult(str(batch_id))
+    for upload in images:
+        name = upload.filename or "unnamed.jpg"
+        data = await _read_limited(upload, settings.max_image_bytes)
+        if data is None:
+            reason = f"file larger than {settings.max_image_bytes} bytes"
+            result.images.append(ImageResult(name, UploadStatus.REJECTED, reason=reason))
+            continue
+        outcome = await run_in_threadpool(
+            ingest_image,
+            sessions,
+            request.app.state.originals,
+            vehicle,
+            batch_id,
+            name,
+            data,
+            track=track,
+            image_meta=meta.image_fields(name),
+            clock_offset_s=meta.clock_offset_s,
+            max_pixels=settings.max_pixels,
+            track_max_gap_s=settings.track_max_gap_s,
+        )
+        result.images.append(outcome)
+    await run_in_threadpool(finish_batch, sessions, result)
+    return result
+
+
+@router.post(
+    "/batches",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Upload photos (a vehicle's batch)",
+    responses={202: {"model": BatchOut}, 422: {"model": BatchOut, "description": "no image was accepted"}},
+)
 async def upload_batch(
     request: Request,
     vehicle: VehicleDep,
@@ -56,75 +151,21 @@ async def upload_batch(
         raise HTTPException(
             413, f"too many images in one batch: {len(images)}, the limit is {settings.max_images_per_batch}"
         )
-    meta: dict[str, Any] = {}
-    if metadata:
-        try:
-            meta = json.loads(metadata, parse_constant=_reject_constant, parse_float=_finite_float)
-        except (json.JSONDecodeError, ValueError) as exc:
-            raise HTTPException(422, f"metadata is not valid JSON: {exc}") from exc
-        if not isinstance(meta, dict):
-            raise HTTPException(422, "metadata must be a JSON object")
-    try:
-        clock_offset = float(meta.get("clock_offset_s", 0.0))
-        if not math.isfinite(clock_offset):
-            raise ValueError(clock_offset)
-    except (TypeError, ValueError) as exc:
-        raise HTTPException(422, "metadata.clock_offset_s must be a number of seconds") from exc
-    per_image = meta.get("images", {})
-    if not isinstance(per_image, dict):
-        raise HTTPException(422, "metadata.images must map file names to objects")
-    parsed_track: Track | None = None
-    if track is not None:
-        raw = await _read_limited(track, settings.max_track_bytes)
-        if raw is None:
-            raise HTTPException(413, f"track larger than {settings.max_track_bytes} bytes")
-        try:
-            parsed_track = parse_track(raw, track.filename or "track")
-        except TrackError as exc:
-            raise HTTPException(422, f"track: {exc}") from exc
-
-    sessions = request.app.state.sessions
-    originals = request.app.state.originals
-    batch_id = await run_in_threadpool(
-        create_batch, sessions, vehicle, {k: v for k, v in meta.items() if k != "images"}
+    meta = UploadMetadata.parse(metadata)
+    result = await _ingest_all(
+        request, vehicle, images, meta, await _read_track(track, settings.max_track_bytes)
     )
-    result = BatchResult(str(batch_id))
-    for upload in images:
-        name = upload.filename or "unnamed.jpg"
-        data = await _read_limited(upload, settings.max_image_bytes)
-        if data is None:
-            from service.db.frames import ImageResult
-
-            result.images.append(
-                ImageResult(name, "rejected", reason=f"file larger than {settings.max_image_bytes} bytes")
-            )
-            continue
-        image_meta = per_image.get(name, {})
-        outcome = await run_in_threadpool(
-            ingest_image,
-            sessions,
-            originals,
-            vehicle,
-            batch_id,
-            name,
-            data,
-            track=parsed_track,
-            image_meta=image_meta if isinstance(image_meta, dict) else {},
-            clock_offset_s=clock_offset,
-            max_pixels=settings.max_pixels,
-            track_max_gap_s=settings.track_max_gap_s,
-        )
-        result.images.append(outcome)
-    await run_in_threadpool(finish_batch, sessions, result)
     queued = result.frame_ids_to_process()
     if queued:
         try:  # stored frames are safe; a failed enqueue is repaired by the workers' janitor
             await run_in_threadpool(defer_frames, request.app.state.jobs, queued)
-        except Exception:
+        except Exception:  # whatever the queue raised: the frames are stored, the janitor queues them
             log.exception("could not queue frames %s; the janitor will", queued)
     counts = result.counts()
-    body = {"batch_id": result.batch_id, "counts": counts, "images": [i.as_dict() for i in result.images]}
-    if counts.get("rejected", 0) == len(images):
+    body = BatchOut(
+        batch_id=result.batch_id, counts=counts, images=[ImageResultOut(**i.as_dict()) for i in result.images]
+    ).model_dump(exclude_none=True)
+    if counts.get(UploadStatus.REJECTED, 0) == len(images):
         body["detail"] = "no image in this batch was accepted: see images[].reason"
         return JSONResponse(body, status_code=422)
     return JSONResponse(body, status_code=202)
@@ -135,6 +176,6 @@ class MissingRequest(BaseModel):
 
 
 @router.post("/frames/missing", summary="Which of these sha256 hashes the server does not have yet")
-def missing_frames(body: MissingRequest, session: SessionDep, vehicle: VehicleDep) -> dict[str, list[str]]:
+def missing_frames(body: MissingRequest, session: SessionDep, vehicle: VehicleDep) -> MissingOut:
     known = set(session.scalars(select(Frame.sha256).where(Frame.sha256.in_(body.sha256))))
-    return {"missing": [h for h in body.sha256 if h not in known]}
+    return MissingOut(missing=[h for h in body.sha256 if h not in known])

@@ -9,41 +9,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from geoalchemy2.shape import from_shape
-from shapely.geometry import LineString, MultiLineString, shape
 from sqlalchemy import select
 
-from service.db.accounts import add_user, add_vehicle, reissue_token
 from service.db.engine import make_engine, make_sessionmaker, transaction
-from service.db.tables import RoadSegment, Vehicle
+from service.db.tables import Vehicle
+from service.db.users import add_user
+from service.db.vehicles import add_vehicle, reissue_token
+from service.domain.geo import Camera
+from service.domain.statuses import Role
 from service.settings import Settings
 
 
 def import_roads(sessions, path: Path) -> int:  # type: ignore[no-untyped-def]
-    """Replace the road network with the LineStrings of a GeoJSON file; returns the count."""
-    data = json.loads(path.read_text())
-    features = data.get("features", []) if isinstance(data, dict) else []
-    segments = []
-    for i, feature in enumerate(features):
-        props = feature.get("properties") or {}
-        try:
-            importance = float(props["importance"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"feature {i}: expected a numeric 'importance' property (0..1)") from exc
-        if not 0.0 <= importance <= 1.0:
-            raise ValueError(f"feature {i}: importance must be in 0..1, got {importance}")
-        geom = shape(feature["geometry"])
-        lines = list(geom.geoms) if isinstance(geom, MultiLineString) else [geom]
-        for line in lines:
-            if not isinstance(line, LineString):
-                raise ValueError(f"feature {i}: expected LineString geometry, got {line.geom_type}")
-            segments.append(
-                RoadSegment(name=props.get("name"), importance=importance, geom=from_shape(line, 4326))
-            )
-    with transaction(sessions) as session:
-        session.query(RoadSegment).delete()
-        session.add_all(segments)
-    return len(segments)
+    """Replace the road network with the roads of a file (service/db/roads.py); returns how many roads."""
+    from service.db.roads import import_network
+
+    return int(import_network(sessions, path)["roads"])
 
 
 def demo_credentials(sessions) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -60,7 +41,7 @@ def demo_credentials(sessions) -> dict[str, str]:  # type: ignore[no-untyped-def
         out["vehicle_token"] = token
         if session.scalar(select(User).where(User.username == "admin")) is None:
             password = secrets.token_urlsafe(12)
-            add_user(session, "admin", password, "admin")
+            add_user(session, "admin", password, Role.ADMIN)
             out["admin_password"] = password
     return out
 
@@ -87,20 +68,11 @@ def list_vehicles(sessions) -> list[dict[str, Any]]:  # type: ignore[no-untyped-
         return [vehicle_record(v) for v in session.scalars(select(Vehicle).order_by(Vehicle.name))]
 
 
-def check_camera(height_m: float, pitch_deg: float, hfov_deg: float) -> None:
-    if not 0.2 <= height_m <= 10:
-        raise ValueError(f"camera height must be 0.2..10 m above the road, got {height_m}")
-    if not 0 < pitch_deg < 90:
-        raise ValueError(f"camera pitch must be 0..90 degrees below horizontal, got {pitch_deg}")
-    if not 10 <= hfov_deg <= 170:
-        raise ValueError(f"horizontal field of view must be 10..170 degrees, got {hfov_deg}")
-
-
 def manage_vehicle(sessions, args: argparse.Namespace) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """``vehicle add|set|revoke|token``; returns what to print (a token only when one is issued)."""
     with transaction(sessions) as session:
         if args.action == "add":
-            check_camera(args.height_m, args.pitch_deg, args.hfov_deg)
+            Camera(args.height_m, args.pitch_deg, args.hfov_deg)
             vehicle, token = add_vehicle(
                 session,
                 args.name,
@@ -110,14 +82,15 @@ def manage_vehicle(sessions, args: argparse.Namespace) -> dict[str, Any]:  # typ
             )
             vehicle.privacy_horizon = args.privacy_horizon
             return {**vehicle_record(vehicle), "token": token}
-        vehicle = session.scalar(select(Vehicle).where(Vehicle.name == args.name))
-        if vehicle is None:
+        found = session.scalar(select(Vehicle).where(Vehicle.name == args.name))
+        if found is None:
             raise ValueError(f"no vehicle named {args.name!r} (see `python -m service vehicle list`)")
+        vehicle = found
         if args.action == "set":
             height = args.height_m if args.height_m is not None else vehicle.camera_height_m
             pitch = args.pitch_deg if args.pitch_deg is not None else vehicle.camera_pitch_deg
             hfov = args.hfov_deg if args.hfov_deg is not None else vehicle.camera_hfov_deg
-            check_camera(height, pitch, hfov)
+            Camera(height, pitch, hfov)
             vehicle.camera_height_m, vehicle.camera_pitch_deg, vehicle.camera_hfov_deg = height, pitch, hfov
             if args.privacy_horizon is not KEEP:
                 vehicle.privacy_horizon = args.privacy_horizon
@@ -149,8 +122,6 @@ def run_admin(settings: Settings, args: argparse.Namespace) -> int:
             print(json.dumps(out))
         elif args.command == "demo":
             print(json.dumps(demo_credentials(sessions)))
-        elif args.command == "roads":
-            print(json.dumps({"road_segments": import_roads(sessions, args.geojson)}))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -7,16 +7,22 @@ import asyncio
 import json
 import logging
 import sys
-from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from service.domain.statuses import PUSH_STRATEGIES, ROLES, PushStrategy, Role
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from pydantic import ValidationError
 
     from service.settings import Settings
 
     try:
-        return Settings()  # type: ignore[call-arg]
+        return Settings()
     except ValidationError as exc:
         sys.exit(f"configuration error (set DATABASE_URL): {exc.errors()[0]['msg']}")
 
@@ -39,10 +45,8 @@ def _horizon(value: str) -> float | None:
     return fraction
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one sub-command per verb (``python -m service -h`` lists them)."""
     parser = argparse.ArgumentParser(prog="python -m service")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create or upgrade the database schema")
@@ -51,6 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8000)
     p = sub.add_parser("worker", help="run one worker process")
     p.add_argument("--concurrency", type=int, default=1)
+    _vehicle_parser(sub)
+    _user_parser(sub)
+    sub.add_parser("retention", help="delete images older than ROADWATCH_RETENTION_DAYS now")
+    sub.add_parser("transparency", help="print the transparency record (JSON)")
+    sub.add_parser("demo", help="create the demo vehicle (new token each time) and an admin on first run")
+    from service.cli import roads
+
+    roads.add_parser(sub)
+    _labelstudio_parser(sub)
+    return parser
+
+
+def _vehicle_parser(sub: Any) -> None:
     from service.cli.admin import KEEP
 
     p = sub.add_parser("vehicle", help="manage vehicles")
@@ -80,80 +97,122 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name")
     p = vsub.add_parser("token", help="issue a new upload token (the old one stops working); reactivates")
     p.add_argument("name")
+
+
+def _user_parser(sub: Any) -> None:
     p = sub.add_parser("user", help="manage staff accounts")
     usub = p.add_subparsers(dest="action", required=True)
     p = usub.add_parser("add", help="add a staff user; prints a generated password unless --password")
     p.add_argument("username")
-    p.add_argument("--role", choices=["viewer", "reviewer", "admin"], default="viewer")
+    p.add_argument("--role", choices=ROLES, default=Role.VIEWER)
     p.add_argument("--password")
-    sub.add_parser("retention", help="delete images older than ROADWATCH_RETENTION_DAYS now")
-    sub.add_parser("transparency", help="print the transparency record (JSON)")
-    sub.add_parser("demo", help="create the demo vehicle (new token each time) and an admin on first run")
-    p = sub.add_parser("roads", help="road network for ranking")
-    rsub = p.add_subparsers(dest="action", required=True)
-    p = rsub.add_parser("import", help="import LineStrings with an 'importance' (0..1) property")
-    p.add_argument("geojson", type=Path)
+
+
+def _labelstudio_parser(sub: Any) -> None:
     p = sub.add_parser("labelstudio", help="send frames to Label Studio for correction, fetch corrections")
     lsub = p.add_subparsers(dest="action", required=True)
     p = lsub.add_parser("push", help="send frames with the model's boxes as predictions (each frame once)")
     p.add_argument("--limit", type=int, default=50, help="at most this many frames (default 50)")
     p.add_argument(
         "--strategy",
-        choices=["uncertain", "rejected", "random"],
-        default="uncertain",
+        choices=PUSH_STRATEGIES,
+        default=PushStrategy.UNCERTAIN,
         help="uncertain: least certain detections first; rejected: sites staff rejected or relabelled",
     )
     lsub.add_parser("pull", help="fetch finished annotations as YOLO labels into DATA_DIR/corrections")
-    args = parser.parse_args(argv)
-    settings = _settings()
 
-    if args.command == "migrate":
-        from service.db.migrate import upgrade
 
-        upgrade(settings.database_url)
-        print(json.dumps({"migrated": True}))
-    elif args.command == "serve":
-        import uvicorn
+def _migrate(settings: Settings, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from service.db.migrate import upgrade
 
-        from service.app import create_app
-
-        uvicorn.run(create_app(settings), host=args.host, port=args.port)
-    elif args.command == "worker":
-        from service.worker.context import worker_context
-        from service.worker.jobs import run_worker
-
-        asyncio.run(run_worker(settings, worker_context(settings), args.concurrency))
-    elif args.command in ("retention", "transparency"):
-        from service.db.engine import make_engine, make_sessionmaker
-        from service.db.store import ImageStore
-
-        sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=1))
-        if args.command == "retention":
-            from service.worker.retention import enforce_retention
-
-            deleted = enforce_retention(sessions, ImageStore(settings.image_dir), settings.retention_days)
-            print(json.dumps({"deleted_images": deleted, "retention_days": settings.retention_days}))
-        else:
-            from service.db.transparency import transparency_record
-            from service.worker.context import ranking_config
-
-            with sessions() as session:
-                print(json.dumps(transparency_record(session, settings, ranking_config(settings)), indent=2))
-    elif args.command == "labelstudio":
-        from service import labelstudio
-        from service.db.engine import make_engine, make_sessionmaker
-
-        if args.action == "push" and args.limit < 1:
-            parser.error("--limit must be at least 1")
-        sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=1))
-        with labelstudio.cli_errors():
-            if args.action == "push":
-                result = labelstudio.push(settings, sessions, limit=args.limit, strategy=args.strategy)
-            else:
-                result = labelstudio.pull(settings, sessions)
-        print(json.dumps(result))
-    elif args.command in ("vehicle", "user", "roads", "demo"):
-        from service.cli.admin import run_admin
-
-        return run_admin(settings, args)
+    upgrade(settings.database_url)
+    print(json.dumps({"migrated": True}))
     return 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from service.worker.context import worker_context
+    from service.worker.jobs import run_worker
+
+    asyncio.run(run_worker(settings, worker_context(settings), args.concurrency))
+    return 0
+
+
+def _records(settings: Settings, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from service.db.engine import make_engine, make_sessionmaker
+    from service.db.store import ImageStore
+
+    sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=1))
+    if args.command == "retention":
+        from service.worker.retention import enforce_retention
+
+        deleted = enforce_retention(sessions, ImageStore(settings.image_dir), settings.retention_days)
+        print(json.dumps({"deleted_images": deleted, "retention_days": settings.retention_days}))
+    else:
+        from service.db.transparency import transparency_record
+        from service.worker.context import ranking_config
+
+        with sessions() as session:
+            print(json.dumps(transparency_record(session, settings, ranking_config(settings)), indent=2))
+    return 0
+
+
+def _labelstudio(settings: Settings, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from service import labelstudio
+    from service.db.engine import make_engine, make_sessionmaker
+
+    if args.action == "push" and args.limit < 1:
+        parser.error("--limit must be at least 1")
+    sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=1))
+    with labelstudio.cli_errors():
+        if args.action == "push":
+            result = labelstudio.push(settings, sessions, limit=args.limit, strategy=args.strategy)
+        else:
+            result = labelstudio.pull(settings, sessions)
+    print(json.dumps(result))
+    return 0
+
+
+def _roads(settings: Settings, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from service.cli import roads
+
+    return roads.run(settings, args)
+
+
+def _admin(settings: Settings, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from service.cli.admin import run_admin
+
+    return run_admin(settings, args)
+
+
+Command = Callable[["Settings", argparse.Namespace, argparse.ArgumentParser], int]
+COMMANDS: dict[str, Command] = {
+    "migrate": _migrate,
+    "serve": _serve,
+    "worker": _worker,
+    "retention": _records,
+    "transparency": _records,
+    "labelstudio": _labelstudio,
+    "roads": _roads,
+    "vehicle": _admin,
+    "user": _admin,
+    "demo": _admin,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command](_settings(), args, parser)

@@ -14,15 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from geoalchemy2.elements import WKTElement
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector import ImageError, decode_image
-from geotag.gps import Fix, Track, interpolate, read_exif
+from geotag import ExifInfo, Fix, Track, interpolate, read_exif
 from service.db.store import ImageStore
-from service.db.tables import Frame, UploadBatch, Vehicle
+from service.db.tables import Frame, UploadBatch, Vehicle, point
+from service.domain.params import parse_timestamp
+from service.domain.statuses import FrameStatus, UploadStatus
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,8 @@ class BatchResult:
         return [
             i.frame_id
             for i in self.images
-            if i.status in ("queued", "no_location") and i.frame_id is not None
+            if i.status in (UploadStatus.QUEUED, UploadStatus.NO_LOCATION) and i.frame_id is not None
         ]
-
-
-def point(lat: float, lon: float) -> WKTElement:
-    return WKTElement(f"POINT({lon} {lat})", srid=4326)
 
 
 def _metadata_fix(meta: dict[str, Any], when: datetime | None) -> Fix | None:
@@ -71,13 +68,22 @@ def _metadata_fix(meta: dict[str, Any], when: datetime | None) -> Fix | None:
     return Fix(float(meta["lat"]), float(meta["lon"]), when, meta.get("heading"), meta.get("speed"))
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError(f"captured_at must carry a time zone, got {value!r}")
-    return parsed
+def locate_upload(
+    exif: ExifInfo,
+    image_meta: dict[str, Any],
+    track: Track | None,
+    clock_offset_s: float,
+    track_max_gap_s: float,
+) -> tuple[Fix | None, str, datetime | None]:
+    """Where and when: EXIF GPS, else the client's metadata, else the track at the photo's time.
+    Returns (fix, its source, capture time); ValueError, TypeError or OverflowError for bad metadata."""
+    captured_at = parse_timestamp(image_meta.get("captured_at")) or exif.captured_at
+    fix, source = exif.fix, "exif"
+    if fix is None:
+        fix, source = _metadata_fix(image_meta, captured_at), "metadata"
+    if fix is None and track and captured_at is not None:
+        fix, source = interpolate(track, captured_at, track_max_gap_s, clock_offset_s), "track"
+    return fix, source if fix is not None else "none", captured_at
 
 
 def ingest_image(
@@ -99,24 +105,18 @@ def ingest_image(
     with session_factory() as session:
         existing = session.scalar(select(Frame.id).where(Frame.sha256 == digest))
     if existing is not None:
-        return ImageResult(filename, "duplicate", digest, existing)
+        return ImageResult(filename, UploadStatus.DUPLICATE, digest, existing)
     try:
         image = decode_image(data, max_pixels)  # content decides, not the file name
     except ImageError as exc:
-        return ImageResult(filename, "rejected", digest, reason=str(exc))
+        return ImageResult(filename, UploadStatus.REJECTED, digest, reason=str(exc))
     height, width = image.shape[:2]
-    exif = read_exif(data)
     try:
-        captured_at = _parse_time(image_meta.get("captured_at")) or exif.captured_at
-        fix, source = exif.fix, "exif"
-        if fix is None:
-            fix, source = _metadata_fix(image_meta, captured_at), "metadata"
-        if fix is None and track and captured_at is not None:
-            fix, source = interpolate(track, captured_at, track_max_gap_s, clock_offset_s), "track"
+        fix, source, captured_at = locate_upload(
+            read_exif(data), image_meta, track, clock_offset_s, track_max_gap_s
+        )
     except (ValueError, TypeError, OverflowError) as exc:  # Overflow: a time or offset beyond year 1..9999
-        return ImageResult(filename, "rejected", digest, reason=f"invalid metadata: {exc}")
-    if fix is None:
-        source = "none"
+        return ImageResult(filename, UploadStatus.REJECTED, digest, reason=f"invalid metadata: {exc}")
     originals.put(digest, data)  # fsynced before the row that points at it is committed
     frame = Frame(
         sha256=digest,
@@ -130,7 +130,7 @@ def ingest_image(
         speed=fix.speed if fix else None,
         width=width,
         height=height,
-        status="queued" if fix else "no_location",
+        status=FrameStatus.QUEUED if fix else FrameStatus.NO_LOCATION,
         image_key=None,  # set once the worker has stored the anonymized copy
     )
     try:
@@ -139,8 +139,8 @@ def ingest_image(
     except IntegrityError:  # the same bytes arrived concurrently: the other request stored them
         with session_factory() as session:
             existing = session.scalar(select(Frame.id).where(Frame.sha256 == digest))
-        return ImageResult(filename, "duplicate", digest, existing)
-    status = "queued" if fix else "no_location"
+        return ImageResult(filename, UploadStatus.DUPLICATE, digest, existing)
+    status = UploadStatus.QUEUED if fix else UploadStatus.NO_LOCATION
     return ImageResult(filename, status, digest, frame.id, location_source=source)
 
 

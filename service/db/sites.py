@@ -1,4 +1,5 @@
-"""Damage sites: associate an observation with the site of the same defect, and rescore sites.
+"""Damage sites: find, read and serialize sites; associate an observation with the site of the same
+defect, and rescore sites.
 
 Association takes the nearest site of a compatible class within a radius (PostGIS ST_DWithin on the
 GiST index with a radius in degrees that holds the circle, then the exact metric distance), and moves the site's position estimate
@@ -7,30 +8,23 @@ towards the observation, weighted by confidence and by how close the camera was.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Collection
+import uuid
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from geoalchemy2.shape import to_shape
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from geotag.gps import haversine_m
-from service.db.frames import point
-from service.db.tables import DamageSite, RoadSegment
+from geotag import haversine_m, metres_per_degree_lon
+from service.db.tables import DamageSite, RoadSegment, point
+from service.domain.classes import COMPATIBLE
 from service.domain.ranking import RankingConfig, SiteFacts, score, severity
+from service.domain.statuses import SITE_ASSOCIABLE, SiteStatus
+from service.errors import InvalidInput, NotFound
 
-# Cracks are often labelled one way in one frame and another way in the next (a longitudinal crack
-# branching into alligator cracking); potholes are distinct.
-COMPATIBLE: dict[str, tuple[str, ...]] = {
-    "D00": ("D00", "D10", "D20"),
-    "D10": ("D00", "D10", "D20"),
-    "D20": ("D00", "D10", "D20"),
-    "D40": ("D40",),
-}
-# Rejected sites take new sightings too, so a false detection staff rejected is not proposed again;
-# a repaired site does not: damage seen there again is new damage.
-ASSOCIABLE_STATUSES = ("open", "confirmed", "scheduled", "rejected")
+ASSOCIABLE_STATUSES = SITE_ASSOCIABLE
 ROAD_SEARCH_M = 15.0
 NEARBY_LIMIT = 50  # sites within one search radius; more than this would be a data error
 
@@ -47,7 +41,7 @@ def nearby_sites(
     pt = point(lat, lon)
     # A radius in degrees that holds the metric circle (a degree of longitude is the shorter one):
     # the GiST index narrows the search to it, the exact distance decides.
-    radius_deg = radius_m / (111_320.0 * max(math.cos(math.radians(lat)), 1e-6))
+    radius_deg = radius_m / metres_per_degree_lon(lat)
     candidates = session.scalars(
         select(DamageSite)
         .where(
@@ -123,7 +117,7 @@ def add_observation(
             max_confidence=0.0,
             sightings=0,
             n_observations=0,
-            status="open",
+            status=SiteStatus.OPEN,
             first_seen=seen_at,
             last_seen=seen_at,
             model_version_id=model_version_id,
@@ -140,7 +134,7 @@ def add_observation(
     votes = dict(site.class_votes)
     votes[class_name] = votes.get(class_name, 0.0) + confidence
     site.class_votes = votes
-    if site.status == "open":  # once staff decided, the class is theirs
+    if site.status == SiteStatus.OPEN:  # once staff decided, the class is theirs
         site.class_name = max(votes, key=lambda k: votes[k])
     site.max_confidence = max(site.max_confidence, confidence)
     if size_m is not None:
@@ -182,7 +176,7 @@ def rescore_all(sessions: sessionmaker[Session], config: RankingConfig, batch: i
         with sessions() as session, session.begin():
             sites = session.scalars(
                 select(DamageSite)
-                .where(DamageSite.id > last_id, DamageSite.status != "repaired")
+                .where(DamageSite.id > last_id, DamageSite.status != SiteStatus.REPAIRED)
                 .order_by(DamageSite.id)
                 .limit(batch)
                 .with_for_update(skip_locked=True)
@@ -193,3 +187,68 @@ def rescore_all(sessions: sessionmaker[Session], config: RankingConfig, batch: i
             return done
         done += len(sites)
         last_id = sites[-1].id
+
+
+def site_properties(site: DamageSite) -> dict[str, Any]:
+    """A site's fields as the API, the exports and the web map show them."""
+    return {
+        "id": str(site.public_id),
+        "class": site.class_name,
+        "status": site.status,
+        "proposed_by_model": site.status == SiteStatus.OPEN,
+        "priority": round(site.priority, 2),
+        "score_components": site.score_components,
+        "ranking_version": site.ranking_version,
+        "severity": site.severity,
+        "size_m": site.size_m,
+        "max_confidence": round(site.max_confidence, 4),
+        "sightings": site.sightings,
+        "observations": site.n_observations,
+        "first_seen": site.first_seen.isoformat(),
+        "last_seen": site.last_seen.isoformat(),
+        "model_version_id": site.model_version_id,
+    }
+
+
+def site_feature(site: DamageSite) -> dict[str, Any]:
+    """A site as a GeoJSON feature (lon, lat to 7 decimals)."""
+    p = to_shape(site.position)
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [round(p.x, 7), round(p.y, 7)]},
+        "properties": site_properties(site),
+    }
+
+
+def site_row(site: DamageSite, **extra: Any) -> dict[str, Any]:
+    """A site as one flat row (lat, lon columns) for CSV."""
+    p = to_shape(site.position)
+    return {**site_properties(site), "lat": round(p.y, 7), "lon": round(p.x, 7), **extra}
+
+
+def ranked(query: Select[Any]) -> Select[Any]:
+    """Highest priority first; ties by id, so pages never overlap."""
+    return query.order_by(DamageSite.priority.desc(), DamageSite.id)
+
+
+def stream_sites(session: Session, query: Select[Any], batch: int = 1000) -> Iterator[DamageSite]:
+    """All sites of ``query`` in ranked order, read ``batch`` at a time (for exports)."""
+    offset = 0
+    while True:
+        rows = session.scalars(ranked(query).limit(batch).offset(offset)).all()
+        yield from rows
+        if len(rows) < batch:
+            return
+        offset += batch
+
+
+def get_site(session: Session, site_id: str) -> DamageSite:
+    """The site with public id ``site_id`` (a UUID)."""
+    try:
+        public_id = uuid.UUID(site_id)
+    except ValueError as exc:
+        raise InvalidInput(f"site id must be a UUID, got {site_id!r}") from exc
+    site = session.scalar(select(DamageSite).where(DamageSite.public_id == public_id))
+    if site is None:
+        raise NotFound(f"no site {site_id}")
+    return site

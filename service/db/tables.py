@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
-from geoalchemy2 import Geometry
+from geoalchemy2 import Geometry, WKTElement
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -28,9 +28,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-FRAME_STATUSES = ("queued", "done", "failed", "no_location")
-SITE_STATUSES = ("open", "confirmed", "rejected", "scheduled", "repaired")
-ROLES = ("viewer", "reviewer", "admin")
+from service.domain.statuses import (
+    FRAME_STATUSES,
+    PUSH_STRATEGIES,
+    ROLES,
+    SITE_STATUSES,
+    WORK_ORDER_STATUSES,
+    FrameStatus,
+    SiteStatus,
+    WorkOrderStatus,
+)
+
+
+def point(lat: float, lon: float) -> WKTElement:
+    """A position as the value of a ``POINT`` column (EPSG:4326, lon lat order)."""
+    return WKTElement(f"POINT({lon} {lat})", srid=4326)
 
 
 class Base(DeclarativeBase):
@@ -94,7 +106,7 @@ class Frame(Base):
     speed: Mapped[float | None] = mapped_column(Float)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[str] = mapped_column(String(20), default=FrameStatus.QUEUED)
     error: Mapped[str | None] = mapped_column(Text)
     image_key: Mapped[str | None] = mapped_column(String(200))
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
@@ -136,7 +148,7 @@ class DamageSite(Base):
     score_components: Mapped[dict[str, Any]] = mapped_column(default=dict)
     ranking_version: Mapped[str] = mapped_column(String(50), default="")
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[str] = mapped_column(String(20), default=SiteStatus.OPEN)
     first_seen: Mapped[datetime] = mapped_column()
     last_seen: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
@@ -211,9 +223,6 @@ class User(Base):
     __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="user_role"),)
 
 
-WORK_ORDER_STATUSES = ("new", "assigned", "in_progress", "done", "cancelled")
-
-
 class WorkOrder(Base):
     """Sites handed to a road crew as one job; its sites are scheduled while it is active."""
 
@@ -221,7 +230,7 @@ class WorkOrder(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
     crew: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), default="new")
+    status: Mapped[str] = mapped_column(String(20), default=WorkOrderStatus.NEW)
     notes: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -254,9 +263,6 @@ class WorkOrderEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-LABELSTUDIO_STRATEGIES = ("uncertain", "rejected", "random")
-
-
 class LabelStudioTask(Base):
     """A frame sent to Label Studio for correction (at most once), and what came back.
 
@@ -278,6 +284,6 @@ class LabelStudioTask(Base):
     split: Mapped[str | None] = mapped_column(String(10))
     n_boxes: Mapped[int | None] = mapped_column(Integer)
     __table_args__ = (
-        CheckConstraint(f"strategy IN {LABELSTUDIO_STRATEGIES}", name="labelstudio_task_strategy"),
+        CheckConstraint(f"strategy IN {PUSH_STRATEGIES}", name="labelstudio_task_strategy"),
         Index("ux_labelstudio_task_task", "project_id", "task_id", unique=True),
     )

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from detector.manifest import WEIGHTS_DIR, load_manifest
 from service.db.tables import Decision, Frame, ModelVersion
 from service.domain.ranking import RankingConfig
 from service.settings import Settings
@@ -33,21 +32,30 @@ TRAINING_DATA = [
 
 
 def _model_entry(settings: Settings) -> dict[str, Any]:
-    try:
-        manifest = load_manifest(WEIGHTS_DIR)
-    except Exception:
-        return {"file": settings.model_path.name if settings.model_path else None}
-    wanted = settings.model_path.name if settings.model_path else None
-    for entry in manifest["models"]:
-        if (wanted and entry["file"] == wanted) or (not wanted and entry["name"] == manifest["default"]):
-            return {
-                k: entry.get(k)
-                for k in ("name", "version", "precision", "sha256", "classes", "metrics", "data_version")
-            }
-    return {"file": wanted}
+    entry = settings.model_entry()
+    if "version" not in entry:  # not in the manifest: only its file is known
+        return {"file": entry.get("file")}
+    return {
+        k: entry.get(k)
+        for k in ("name", "version", "precision", "sha256", "classes", "metrics", "data_version")
+    }
+
+
+def _safeguards(settings: Settings) -> dict[str, Any]:
+    return {
+        "anonymization": (
+            "persons and vehicles detected by a dedicated model and pixelated irreversibly with a margin; the "
+            "image area above the horizon blurred; the uploaded original deleted once the anonymized copy is "
+            "stored; stored copies carry no EXIF"
+        ),
+        "privacy_model": "weights/privacy-persons-vehicles.onnx (see weights/PRIVACY_MODEL.md)",
+        "horizon_fraction": settings.privacy_horizon,
+        "access": "staff accounts with roles viewer, reviewer, admin; vehicle tokens can only upload",
+    }
 
 
 def transparency_record(session: Session, settings: Settings, ranking: RankingConfig) -> dict[str, Any]:
+    """The AI-register entry and record of processing activities, from the service's own state."""
     frames = session.scalar(select(func.count()).select_from(Frame)) or 0
     decisions = session.scalar(select(func.count()).select_from(Decision)) or 0
     versions = session.scalars(select(ModelVersion).order_by(ModelVersion.created_at)).all()
@@ -93,16 +101,7 @@ def transparency_record(session: Session, settings: Settings, ranking: RankingCo
             "staff user names in decisions",
         ],
         "data_subjects": ["road users and passers-by visible in photos", "municipal staff using the system"],
-        "safeguards": {
-            "anonymization": (
-                "persons and vehicles detected by a dedicated model and pixelated irreversibly with a margin; the "
-                "image area above the horizon blurred; the uploaded original deleted once the anonymized copy is "
-                "stored; stored copies carry no EXIF"
-            ),
-            "privacy_model": "weights/privacy-persons-vehicles.onnx (see weights/PRIVACY_MODEL.md)",
-            "horizon_fraction": settings.privacy_horizon,
-            "access": "staff accounts with roles viewer, reviewer, admin; vehicle tokens can only upload",
-        },
+        "safeguards": _safeguards(settings),
         "retention": {
             "images_days": settings.retention_days or None,
             "rule": "anonymized images are deleted after the period; sites, observations and decisions are kept",

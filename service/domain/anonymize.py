@@ -106,7 +106,7 @@ def cell_size(width: int, height: int) -> int:
     return max(MIN_CELL, math.ceil(max(width, height) / CELLS_ACROSS))
 
 
-def _destroy(region: np.ndarray) -> np.ndarray:
+def _destroy(region: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     h, w = region.shape[:2]
     cell = cell_size(w, h)
     cols, rows = math.ceil(w / cell), math.ceil(h / cell)
@@ -121,7 +121,7 @@ def _destroy(region: np.ndarray) -> np.ndarray:
     return cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR).reshape(region.shape)
 
 
-def blur_regions(image_bgr: np.ndarray, boxes: Iterable[Box]) -> np.ndarray:
+def blur_regions(image_bgr: np.ndarray[Any, Any], boxes: Iterable[Box]) -> np.ndarray[Any, Any]:
     """A copy of the image with every box pixelated and blurred; pixels outside are untouched.
 
     Boxes are clipped to the image; empty ones are skipped. Overlapping boxes are destroyed in turn.
@@ -136,8 +136,8 @@ def blur_regions(image_bgr: np.ndarray, boxes: Iterable[Box]) -> np.ndarray:
 
 
 def anonymize(
-    image_bgr: np.ndarray, detector: Detector, config: PrivacyConfig | None = None
-) -> tuple[np.ndarray, AnonymizationReport]:
+    image_bgr: np.ndarray[Any, Any], detector: Detector, config: PrivacyConfig | None = None
+) -> tuple[np.ndarray[Any, Any], AnonymizationReport]:
     """Destroy people and vehicles (grown boxes), then the band above the horizon; return a new image.
 
     Raises :class:`detector.ModelError` when ``detector`` lacks a class to blur: given the damage
@@ -165,7 +165,7 @@ def anonymize(
     return out, AnonymizationReport(width, height, boxes, row)
 
 
-def encode_jpeg(image_bgr: np.ndarray, quality: int = 90) -> bytes:
+def encode_jpeg(image_bgr: np.ndarray[Any, Any], quality: int = 90) -> bytes:
     """JPEG bytes with no metadata: OpenCV writes a bare JFIF header, never EXIF (GPS, camera) or XMP.
 
     The pixels are already upright (decoding applied the EXIF orientation), so nothing is lost.
@@ -178,7 +178,7 @@ def encode_jpeg(image_bgr: np.ndarray, quality: int = 90) -> bytes:
     return data.tobytes()
 
 
-def load_privacy_detector(path: Path = PRIVACY_MODEL_PATH, threads: int | None = None) -> Detector:
+def load_privacy_detector(path: Path = PRIVACY_MODEL_PATH, threads: int = 1) -> Detector:
     """The privacy model; refuses a model that lacks any of the classes to blur."""
     detector = Detector.from_path(path, threads)
     missing = set(PRIVACY_CLASSES) - set(detector.names.values())

@@ -15,11 +15,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-EARTH_RADIUS_M = 6_371_008.8  # IUGG mean Earth radius, same as geotag.gps
+from geotag.earth import EARTH_RADIUS_M
+
 DEFAULT_MAX_RANGE_M = 60.0
 _EPS = 1e-9
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels, origin top-left
+MIN_HEIGHT_M, MAX_HEIGHT_M = 0.2, 10.0
+MAX_PITCH_DEG = 89.0
+MIN_HFOV_DEG, MAX_HFOV_DEG = 10.0, 170.0
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,19 @@ class Camera:
     hfov_deg: float = 100.0
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.height_m) and self.height_m > 0.0):
-            raise ValueError(f"height_m: expected > 0, got {self.height_m!r}")
-        if not (math.isfinite(self.pitch_deg) and 0.0 <= self.pitch_deg < 89.0):
-            raise ValueError(f"pitch_deg: expected 0 <= pitch < 89, got {self.pitch_deg!r}")
-        if not (math.isfinite(self.hfov_deg) and 10.0 <= self.hfov_deg < 179.0):
-            raise ValueError(f"hfov_deg: expected 10 <= hfov < 179, got {self.hfov_deg!r}")
+        # The one rule for a camera, used by the CLI, the vehicles page and the pipeline alike.
+        if not (math.isfinite(self.height_m) and MIN_HEIGHT_M <= self.height_m <= MAX_HEIGHT_M):
+            raise ValueError(
+                f"camera height must be {MIN_HEIGHT_M:g}..{MAX_HEIGHT_M:g} m above the road, got {self.height_m!r}"
+            )
+        if not (math.isfinite(self.pitch_deg) and 0.0 <= self.pitch_deg < MAX_PITCH_DEG):
+            raise ValueError(
+                f"camera pitch must be 0..{MAX_PITCH_DEG:g} degrees below horizontal, got {self.pitch_deg!r}"
+            )
+        if not (math.isfinite(self.hfov_deg) and MIN_HFOV_DEG <= self.hfov_deg <= MAX_HFOV_DEG):
+            raise ValueError(
+                f"horizontal field of view must be {MIN_HFOV_DEG:g}..{MAX_HFOV_DEG:g} degrees, got {self.hfov_deg!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
+from service.domain.classes import CLASSES
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CLASSES = ("D00", "D10", "D20", "D40")  # class id = position, as in every dataset and model
 FROM_NAME, TO_NAME = "label", "image"
 SPLITS = ("train", "valid")
 # pg_advisory_xact_lock key: one push at a time, so two pushes never send the same frame.
@@ -113,7 +113,7 @@ def connect(settings: Settings) -> Connection:
     from label_studio_sdk import LabelStudio
 
     url = settings.labelstudio_url.rstrip("/")
-    client = LabelStudio(
+    client = LabelStudio(  # type: ignore[no-untyped-call]
         base_url=url, api_key=settings.labelstudio_token.get_secret_value(), timeout=60, max_retries=0
     )
     conn = Connection(client, url)
@@ -122,11 +122,8 @@ def connect(settings: Settings) -> Connection:
 
 
 def find_project(conn: Connection, title: str) -> Any | None:
-    matches = [
-        p
-        for p in conn.call("listing projects", lambda: list(conn.client.projects.list(title=title)))
-        if p.title == title
-    ]
+    listed: list[Any] = conn.call("listing projects", lambda: list(conn.client.projects.list(title=title)))
+    matches = [p for p in listed if p.title == title]
     if len(matches) > 1:
         raise LabelStudioError(
             f"Label Studio has {len(matches)} projects titled {title!r} (ids "

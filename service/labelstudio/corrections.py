@@ -26,6 +26,7 @@ from service.db.tables import (
     Frame,
     LabelStudioTask,
 )
+from service.domain.params import parse_timestamp
 from service.labelstudio.client import CLASSES, FROM_NAME, SPLITS, connect, ensure_project, holdout_split
 from service.settings import Settings
 
@@ -120,15 +121,10 @@ def _write_atomic(target: Path, data: bytes) -> None:
 
 
 def _parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if not value:
-        return None
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return parse_timestamp(value, naive_is_utc=True)  # Label Studio's clock speaks UTC
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def apply_annotation(
@@ -142,7 +138,8 @@ def apply_annotation(
     annotated_at = _parse_time(annotation.get("updated_at") or annotation.get("created_at"))
     folder = settings.corrections_dir
     frame = session.get(Frame, row.frame_id)
-    assert frame is not None
+    if frame is None:  # the frame was deleted since the task was sent
+        return "image_missing"
     split = row.split or holdout_split(frame.sha256, settings.labelstudio_holdout_percent)
     image_target = folder / split / "images" / f"{frame.sha256}.jpg"
     label_target = folder / split / "labels" / f"{frame.sha256}.txt"

@@ -17,6 +17,8 @@ def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-
 
 def run() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no sqlalchemy.url: run migrations through `python -m service migrate`")
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(

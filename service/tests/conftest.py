@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 
 from service.settings import Settings
 
-TABLES = "observation, decision, damage_site, frame, upload_batch, vehicle, staff_user, road_segment, model_version"
+TABLES = "observation, decision, damage_site, frame, upload_batch, vehicle, staff_user, road_section, road_import, road_importance_override, model_version"
 
 
 @pytest.fixture(scope="session")
@@ -56,10 +56,8 @@ def settings(clean_db: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings):  # type: ignore[no-untyped-def]
-    from service.access import deps
     from service.app import create_app
 
-    deps._basic_cache.clear()  # verified Basic logins of an earlier test's users (ids restart per database)
     return create_app(settings)
 
 
@@ -73,8 +71,8 @@ def client(app):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def vehicle_token(app) -> str:  # type: ignore[no-untyped-def]
-    from service.db.accounts import add_vehicle
     from service.db.engine import transaction
+    from service.db.vehicles import add_vehicle
 
     with transaction(app.state.sessions) as session:
         _, token = add_vehicle(session, "truck-1")
@@ -87,8 +85,8 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def staff(app) -> dict[str, tuple[str, str]]:  # type: ignore[no-untyped-def]
     """Basic-auth pairs per role."""
-    from service.db.accounts import add_user
     from service.db.engine import transaction
+    from service.db.users import add_user
 
     with transaction(app.state.sessions) as session:
         for role in ("viewer", "reviewer", "admin"):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from geotag.gps import bearing_deg, haversine_m
+from geotag import bearing_deg, haversine_m
 from service.domain.geo import (
     Camera,
     GroundEstimate,
@@ -144,12 +144,14 @@ def test_locate_detection_without_heading_or_ground() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"height_m": 0.0}, "height_m: expected > 0"),
-        ({"pitch_deg": -1.0}, "pitch_deg"),
-        ({"pitch_deg": 89.0}, "pitch_deg"),
-        ({"hfov_deg": 9.0}, "hfov_deg"),
-        ({"hfov_deg": 179.0}, "hfov_deg"),
-        ({"height_m": math.nan}, "height_m"),
+        # One rule for CLI, web page and pipeline (the CLI's words; geo.Camera allowed 0 < h, hfov < 179).
+        ({"height_m": 0.0}, "height must be 0.2..10 m"),
+        ({"height_m": 10.5}, "height must be"),
+        ({"pitch_deg": -1.0}, "pitch must be"),
+        ({"pitch_deg": 89.0}, "pitch must be"),
+        ({"hfov_deg": 9.0}, "field of view must be"),
+        ({"hfov_deg": 171.0}, "field of view must be 10..170"),
+        ({"height_m": math.nan}, "height must be"),
     ],
 )
 def test_camera_validation(kwargs: dict[str, float], match: str) -> None:

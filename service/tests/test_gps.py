@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
-from geotag.gps import (
+from geotag import (
     Fix,
     TrackError,
     bearing_deg,

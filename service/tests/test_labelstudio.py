@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import labelstudio
 from service.db.engine import make_sessionmaker, transaction
-from service.db.frames import point
 from service.db.store import ImageStore
 from service.db.tables import (
     DamageSite,
@@ -36,6 +35,7 @@ from service.db.tables import (
     Observation,
     UploadBatch,
     Vehicle,
+    point,
 )
 from service.labelstudio import LabelStudioError, holdout_split
 from service.settings import Settings

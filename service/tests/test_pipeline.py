@@ -213,7 +213,7 @@ def test_retention_deletes_old_images_and_keeps_everything_else(client, vehicle_
 
 
 def test_janitor_deletes_uploads_left_by_a_crash(client, vehicle_token, ctx) -> None:  # type: ignore[no-untyped-def]
-    from service.worker.jobs import sweep_originals
+    from service.worker.janitor import sweep_originals
 
     frame_id = upload(client, vehicle_token, "a.jpg", gps_jpeg(LAT, LON, T0, heading=0.0, seed=13))
     pending = upload(client, vehicle_token, "b.jpg", gps_jpeg(LAT, LON, T0, heading=0.0, seed=14))
@@ -250,7 +250,7 @@ def test_janitor_deletes_orphaned_uploads_and_temporary_files(client, vehicle_to
     import os
     import time
 
-    from service.worker.jobs import ORPHAN_UPLOAD_AGE_S, sweep_originals
+    from service.worker.janitor import ORPHAN_UPLOAD_AGE_S, sweep_originals
 
     pending = upload(client, vehicle_token, "b.jpg", gps_jpeg(LAT, LON, T0, heading=0.0, seed=16))
     with ctx.sessions() as s:

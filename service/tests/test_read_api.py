@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from service.db.engine import transaction
-from service.db.frames import point
-from service.db.tables import DamageSite, Frame, Observation, UploadBatch, Vehicle
+from service.db.tables import DamageSite, Frame, Observation, UploadBatch, Vehicle, point
 from tests.fixtures import T0, gps_jpeg
 
 

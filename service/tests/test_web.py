@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from service.access.sessions import local_path, session_secret
-from service.db.accounts import LoginThrottle, authenticate
+from service.access.throttle import LoginThrottle
 from service.db.tables import User
+from service.db.users import authenticate
 from service.settings import Settings
 from service.tests.web_seed import csrf_of, login, seed_sites
 from service.web.i18n import LANGUAGES, Translator, catalog

@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.db.engine import transaction
-from service.db.frames import point
 from service.db.sites import rescore
-from service.db.tables import DamageSite, Frame, ModelVersion, Observation, UploadBatch, Vehicle
+from service.db.tables import DamageSite, Frame, ModelVersion, Observation, UploadBatch, Vehicle, point
 from service.domain.ranking import DEFAULT_CONFIG
 from tests.fixtures import gps_jpeg
 

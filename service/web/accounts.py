@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from sqlalchemy import select
 
 from service.access.deps import AdminDep, SessionDep
 from service.access.sessions import check_csrf_form, csrf_token, local_path
-from service.db.accounts import add_user, authenticate
 from service.db.engine import transaction
-from service.db.tables import ROLES, User
+from service.db.tables import User
+from service.db.users import add_user, authenticate
+from service.domain.statuses import ROLES, Role
+from service.errors import Conflict, InvalidInput, NotFound
 from service.web.render import WebRoute, flash, page, redirect, translator
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -83,7 +85,7 @@ def user_add(
     user: AdminDep,
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
-    role: Annotated[str, Form()] = "viewer",
+    role: Annotated[str, Form()] = Role.VIEWER,
 ) -> Response:
     t = translator(request)
     try:
@@ -106,13 +108,13 @@ def user_update(
 ) -> Response:
     t = translator(request)
     if user_id == user.id:
-        raise HTTPException(409, "you cannot change your own role or deactivate yourself")
+        raise Conflict("you cannot change your own role or deactivate yourself")
     if role not in ROLES:
-        raise HTTPException(422, f"role must be one of {', '.join(ROLES)}")
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
     with transaction(request.app.state.sessions) as session:
         target = session.get(User, user_id) if 0 < user_id < 2**31 else None
         if target is None:
-            raise HTTPException(404, f"no user {user_id}")
+            raise NotFound(f"no user {user_id}")
         target.role, target.active = role, active == "1"
         name = target.username
     flash(request, t("flash.user_saved", name=name))

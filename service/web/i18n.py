@@ -27,7 +27,8 @@ COOKIE = "lang"
 
 @cache
 def catalog(lang: str) -> dict[str, str]:
-    return json.loads((LOCALES_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+    words: dict[str, str] = json.loads((LOCALES_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+    return words
 
 
 def choose_language(request: Request, default: str = "de") -> str:

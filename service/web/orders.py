@@ -4,59 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.access.deps import ReviewerDep, SessionDep, ViewerDep
 from service.access.sessions import check_csrf_form
-from service.api.sites import CSV_FIELDS, get_site
-from service.db.decisions import (
-    WORK_ORDER_ACTIVE,
-    WORK_ORDER_TRANSITIONS,
-    DecisionError,
+from service.db.decisions import DecisionError
+from service.db.engine import transaction
+from service.db.sites import get_site
+from service.db.tables import Frame, Observation, User, WorkOrder, WorkOrderEvent, WorkOrderSite
+from service.db.work_orders import (
     add_sites,
     create_work_order,
+    get_order,
     order_sites,
     remove_site,
     update_work_order,
 )
-from service.db.engine import transaction
-from service.db.tables import Frame, Observation, User, WorkOrder, WorkOrderEvent, WorkOrderSite
-from service.web.filters import csv_response, geojson_response, site_features, site_row
+from service.domain.statuses import WORK_ORDER_ACTIVE, WORK_ORDER_TRANSITIONS
+from service.exports import order_csv, order_geojson
 from service.web.pages import band, map_feature
 from service.web.render import WebRoute, flash, page, redirect, translator
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
-ORDER_FIELDS = ["order_id", "order_title", "crew", "order_status", "order_position", *CSV_FIELDS]
-
-
-def get_order(session: Session, order_id: int) -> WorkOrder:
-    # Ids are PostgreSQL integers: a larger number would be a database error (500), not "no such order".
-    order = session.get(WorkOrder, order_id) if 0 < order_id < 2**31 else None
-    if order is None:
-        raise HTTPException(404, f"no work order {order_id}")
-    return order
-
-
-def order_extra(order: WorkOrder) -> dict[str, Any]:
-    return {
-        "order_id": order.id,
-        "order_title": order.title,
-        "crew": order.crew,
-        "order_status": order.status,
-    }
-
-
-def order_csv_export(order: WorkOrder) -> StreamingResponse:
-    rows = [site_row(s, order_position=i, **order_extra(order)) for i, s in enumerate(order_sites(order), 1)]
-    return csv_response(rows, ORDER_FIELDS, f"work-order-{order.id}.csv")
-
-
-def order_geojson_export(order: WorkOrder) -> StreamingResponse:
-    features = list(site_features(order_sites(order), **order_extra(order)))
-    return geojson_response(features, f"work-order-{order.id}.geojson", work_order=order_extra(order))
 
 
 @router.get("/orders")
@@ -138,13 +110,13 @@ def order_print(order_id: int, request: Request, session: SessionDep, user: View
 
 
 @router.get("/orders/{order_id}/sites.csv")
-def order_csv(order_id: int, session: SessionDep, user: ViewerDep) -> StreamingResponse:
-    return order_csv_export(get_order(session, order_id))
+def order_csv_page(order_id: int, session: SessionDep, user: ViewerDep) -> StreamingResponse:
+    return order_csv(get_order(session, order_id))
 
 
 @router.get("/orders/{order_id}/sites.geojson")
-def order_geojson(order_id: int, session: SessionDep, user: ViewerDep) -> StreamingResponse:
-    return order_geojson_export(get_order(session, order_id))
+def order_geojson_page(order_id: int, session: SessionDep, user: ViewerDep) -> StreamingResponse:
+    return order_geojson(get_order(session, order_id))
 
 
 @router.post("/orders/{order_id}", dependencies=[Depends(check_csrf_form)])

@@ -12,26 +12,15 @@ from sqlalchemy import func, select
 
 from service.access.deps import ReviewerDep, SessionDep, ViewerDep
 from service.access.sessions import check_csrf_form
-from service.api.sites import CSV_FIELDS, get_site, ranked
-from service.db.decisions import (
-    CLASSES,
-    DecisionError,
-    active_order_of,
-    allowed_actions,
-    decide,
-    decisions_of,
-)
+from service.db.decisions import DecisionError, allowed_actions, decide, decisions_of
 from service.db.engine import transaction
-from service.db.tables import (
-    SITE_STATUSES,
-    DamageSite,
-    Frame,
-    ModelVersion,
-    Observation,
-    WorkOrder,
-    WorkOrderSite,
-)
-from service.web.filters import WebSiteFilter, csv_response, geojson_response, site_features, site_row
+from service.db.sites import get_site, ranked
+from service.db.tables import DamageSite, Frame, ModelVersion, Observation, WorkOrder, WorkOrderSite
+from service.db.work_orders import active_order_of
+from service.domain.classes import CLASSES
+from service.domain.statuses import SITE_STATUSES, WORK_ORDER_ACTIVE, SiteStatus
+from service.exports import sites_csv, sites_geojson
+from service.web.filters import WebSiteFilter
 from service.web.render import WebRoute, flash, page, redirect, translator
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -86,7 +75,9 @@ def map_feature(site: DamageSite, t: Any) -> dict[str, Any]:
             "id": str(site.public_id),
             "url": f"/sites/{site.public_id}",
             "status": site.status,
-            "band": band(site.priority) if site.status not in ("rejected", "repaired") else "closed",
+            "band": band(site.priority)
+            if site.status not in (SiteStatus.REJECTED, SiteStatus.REPAIRED)
+            else "closed",
             "label": t(
                 "js.marker",
                 cls=t(f"class.{site.class_name}"),
@@ -105,15 +96,17 @@ def sites_map(request: Request, session: SessionDep, user: ViewerDep, filters: F
 
 
 @router.get("/sites/export.csv")
-def sites_csv(session: SessionDep, user: ViewerDep, filters: FilterDep) -> StreamingResponse:
-    sites = session.scalars(ranked(filters.apply(select(DamageSite))).execution_options(yield_per=500))
-    return csv_response((site_row(s) for s in sites), CSV_FIELDS, "sites.csv")
+def export_sites_csv(session: SessionDep, user: ViewerDep, filters: FilterDep) -> StreamingResponse:
+    return sites_csv(
+        session.scalars(ranked(filters.apply(select(DamageSite))).execution_options(yield_per=500))
+    )
 
 
 @router.get("/sites/export.geojson")
-def sites_geojson(session: SessionDep, user: ViewerDep, filters: FilterDep) -> StreamingResponse:
-    sites = session.scalars(ranked(filters.apply(select(DamageSite))).execution_options(yield_per=500))
-    return geojson_response(site_features(sites), "sites.geojson")
+def export_sites_geojson(session: SessionDep, user: ViewerDep, filters: FilterDep) -> StreamingResponse:
+    return sites_geojson(
+        session.scalars(ranked(filters.apply(select(DamageSite))).execution_options(yield_per=500))
+    )
 
 
 def site_context(session: SessionDep, site: DamageSite) -> dict[str, Any]:
@@ -142,9 +135,7 @@ def site_context(session: SessionDep, site: DamageSite) -> dict[str, Any]:
         .order_by(WorkOrder.id)
     ).all()
     open_orders = session.scalars(
-        select(WorkOrder)
-        .where(WorkOrder.status.in_(("new", "assigned", "in_progress")))
-        .order_by(WorkOrder.id)
+        select(WorkOrder).where(WorkOrder.status.in_(WORK_ORDER_ACTIVE)).order_by(WorkOrder.id)
     ).all()
     p = to_shape(site.position)
     return {

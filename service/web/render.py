@@ -18,8 +18,8 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from service.access.sessions import csrf_token
-from service.db.accounts import role_at_least
 from service.db.tables import User
+from service.db.users import role_at_least
 from service.web.i18n import COOKIE, LANGUAGE_NAMES, LANGUAGES, Translator, choose_language
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,9 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def error_page(request: Request, exc: HTTPException) -> Response:
-    if exc.status_code == 401:
+def error_page(request: Request, status_code: int, detail: str) -> Response:
+    """An error as a page in the user's language; 401 becomes a redirect to the login form."""
+    if status_code == 401:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         if request.method != "GET":
             referer = request.headers.get("referer")
@@ -110,15 +111,16 @@ def error_page(request: Request, exc: HTTPException) -> Response:
         request,
         "error.html",
         None,
-        status_code=exc.status_code,
-        title=t(titles.get(exc.status_code, "error.other")),
-        detail=str(exc.detail),
-        code=exc.status_code,
+        status_code=status_code,
+        title=t(titles.get(status_code, "error.other")),
+        detail=detail,
+        code=status_code,
     )
 
 
 class WebRoute(APIRoute):
-    """A route of the web app: HTTP errors become pages (and 401 a redirect to the login form)."""
+    """A route of the web app: HTTP errors become pages (and 401 a redirect to the login form); the
+    service's own errors (``service.errors``) become pages in ``service.app``."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -126,7 +128,7 @@ class WebRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
-            except HTTPException as exc:
-                return error_page(request, exc)
+            except HTTPException as exc:  # raised by FastAPI and the access dependencies
+                return error_page(request, exc.status_code, str(exc.detail))
 
         return handle

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Request, Response
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
-from detector.manifest import WEIGHTS_DIR, load_manifest
+from detector.manifest import WEIGHTS_DIR
 from service.access.deps import SessionDep, ViewerDep
-from service.db.decisions import CLASSES
 from service.db.tables import ModelVersion
 from service.db.transparency import transparency_record
+from service.domain.classes import CLASSES
 from service.web.render import WebRoute, page
 from service.worker.context import ranking_config
 
@@ -84,19 +84,7 @@ def markdown(text: str, top: int = 2) -> Markup:
 def model_in_use(request: Request) -> dict[str, Any]:
     """The manifest entry of the configured model (or just its file name) and its model card."""
     settings = request.app.state.settings
-    entry: dict[str, Any] = {}
-    try:
-        manifest = load_manifest(WEIGHTS_DIR)
-        wanted = settings.model_path.name if settings.model_path else None
-        for candidate in manifest["models"]:
-            if (wanted and candidate["file"] == wanted) or (
-                not wanted and candidate["name"] == manifest["default"]
-            ):
-                entry = candidate
-    except Exception:  # no manifest: only the file name is known
-        pass
-    if not entry and settings.model_path:
-        entry = {"name": settings.model_path.stem, "file": settings.model_path.name}
+    entry = settings.model_entry()
     card_dir: Path = settings.model_path.parent if settings.model_path else WEIGHTS_DIR
     card_path = card_dir / "MODEL.md"
     card = markdown(card_path.read_text(encoding="utf-8"), top=3) if card_path.is_file() else None

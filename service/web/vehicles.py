@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.access.deps import AdminDep, SessionDep
 from service.access.sessions import check_csrf_form
-from service.cli.admin import check_camera
-from service.db.accounts import add_vehicle, reissue_token
 from service.db.engine import transaction
 from service.db.tables import User, Vehicle
+from service.db.vehicles import add_vehicle, reissue_token
+from service.domain.geo import Camera
+from service.errors import NotFound
 from service.web.render import WebRoute, flash, page, redirect, translator
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -42,14 +43,14 @@ def _horizon(value: str) -> float | None:
 def _camera(height_m: str, pitch_deg: str, hfov_deg: str) -> tuple[float, float, float]:
     """The form's camera height, pitch and field of view, checked; ValueError if not."""
     camera = (_number(height_m, "height"), _number(pitch_deg, "pitch"), _number(hfov_deg, "field of view"))
-    check_camera(*camera)
+    Camera(*camera)
     return camera
 
 
 def _vehicle(tx: Session, vehicle_id: int) -> Vehicle:
     vehicle = tx.get(Vehicle, vehicle_id) if 0 < vehicle_id < 2**31 else None
     if vehicle is None:
-        raise HTTPException(404, f"no vehicle {vehicle_id}")
+        raise NotFound(f"no vehicle {vehicle_id}")
     return vehicle
 
 

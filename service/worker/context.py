@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from detector import Detector
-from detector.manifest import WEIGHTS_DIR, default_model_path, load_manifest, sha256_file
+from detector import Detector, ModelError
+from detector.manifest import WEIGHTS_DIR, load_manifest, sha256_file
 from service.db.engine import make_engine, make_sessionmaker, transaction
 from service.db.store import ImageStore
 from service.db.tables import ModelVersion
@@ -19,7 +19,11 @@ from service.worker.pipeline import WorkerContext
 
 
 def model_path(settings: Settings) -> Path:
-    return settings.model_path or default_model_path()
+    """The damage model in use: ``ROADWATCH_MODEL_PATH``, else the default of weights/manifest.json.
+
+    The one answer to "which model is in use" (health, worker, transparency record).
+    """
+    return settings.model_file()
 
 
 def register_model(sessions: sessionmaker[Session], path: Path) -> int:
@@ -30,7 +34,7 @@ def register_model(sessions: sessionmaker[Session], path: Path) -> int:
         for entry in load_manifest(WEIGHTS_DIR)["models"]:
             if entry.get("sha256") == digest:
                 name, metrics = f"{entry['name']}@{digest[:12]}", entry.get("metrics", {})
-    except Exception:  # no manifest: a model given by path
+    except (OSError, ModelError):  # no manifest: a model given by path
         pass
     with transaction(sessions) as session:
         row = session.scalar(select(ModelVersion).where(ModelVersion.name == name))
@@ -42,6 +46,7 @@ def register_model(sessions: sessionmaker[Session], path: Path) -> int:
 
 
 def ranking_config(settings: Settings) -> RankingConfig:
+    """The ranking configuration in use: ``ROADWATCH_RANKING_CONFIG``, else the built-in default."""
     return load_config(settings.ranking_config) if settings.ranking_config else DEFAULT_CONFIG
 
 
@@ -52,11 +57,11 @@ def worker_context(settings: Settings) -> WorkerContext:
         settings=settings,
         sessions=sessions,
         store=ImageStore(settings.image_dir),
-        detector=Detector.from_path(path),
+        detector=Detector.from_path(path, settings.threads),
         model_version_id=register_model(sessions, path),
         ranking=ranking_config(settings),
         originals=ImageStore(settings.original_dir),
-        privacy=load_privacy_detector(),
+        privacy=load_privacy_detector(threads=settings.threads),
         privacy_config=privacy_config(settings),
     )
 

@@ -24,14 +24,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector import Detector, ImageError, decode_image
-from geotag.gps import bearing_deg, haversine_m
+from geotag import bearing_deg, haversine_m
 from service.db.engine import transaction
-from service.db.frames import point
 from service.db.store import ImageStore
-from service.db.tables import Frame, Observation, Vehicle
+from service.db.tables import Frame, Observation, Vehicle, point
 from service.domain.anonymize import PrivacyConfig, anonymize, encode_jpeg
 from service.domain.geo import Camera, locate_detection
 from service.domain.ranking import RankingConfig
+from service.domain.statuses import FrameStatus
 from service.settings import Settings
 from service.worker.association import Located, associate_frame, combine_offsets
 
@@ -104,9 +104,9 @@ def _fail(ctx: WorkerContext, frame_id: int, message: str, unless_anonymized: bo
         frame = session.get(Frame, frame_id, with_for_update=True)
         if frame is not None and unless_anonymized and frame.anonymized_at is not None:
             return frame.status  # another job for this frame stored the copy and deleted the upload
-        if frame is not None and frame.status in ("queued", "no_location"):
-            frame.status, frame.error = "failed", message
-    return "failed"
+        if frame is not None and frame.status in (FrameStatus.QUEUED, FrameStatus.NO_LOCATION):
+            frame.status, frame.error = FrameStatus.FAILED, message
+    return FrameStatus.FAILED
 
 
 def anonymize_frame(
@@ -149,13 +149,15 @@ def process_frame(ctx: WorkerContext, frame_id: int) -> str:
         status, key, sha, anonymized = frame.status, frame.image_key, frame.sha256, frame.anonymized_at
         vehicle = session.get(Vehicle, frame.vehicle_id)
         horizon = vehicle.privacy_horizon if vehicle is not None else None
-    if status not in ("queued", "no_location") or (status == "no_location" and anonymized is not None):
+    if status not in (FrameStatus.QUEUED, FrameStatus.NO_LOCATION) or (
+        status == FrameStatus.NO_LOCATION and anonymized is not None
+    ):
         return status
     if anonymized is None:
         image = anonymize_frame(ctx, frame_id, sha, horizon)
         if image is None:
-            return "failed"
-        if status == "no_location":
+            return FrameStatus.FAILED
+        if status == FrameStatus.NO_LOCATION:
             return status
     else:  # a retry after the upload was deleted: detect on the anonymized copy
         try:
@@ -167,7 +169,7 @@ def process_frame(ctx: WorkerContext, frame_id: int) -> str:
 
     with transaction(ctx.sessions) as session:
         frame = session.execute(select(Frame).where(Frame.id == frame_id).with_for_update()).scalar_one()
-        if frame.status != "queued":  # another worker finished it meanwhile
+        if frame.status != FrameStatus.QUEUED:  # another worker finished it meanwhile
             return frame.status
         session.execute(select(func.pg_advisory_xact_lock(ASSOCIATION_LOCK)))
         vehicle = session.get(Vehicle, frame.vehicle_id)
@@ -223,8 +225,8 @@ def process_frame(ctx: WorkerContext, frame_id: int) -> str:
             time.sleep(ctx.settings.debug_pause_s)
         if heading is not None and frame.heading is None:
             frame.heading = heading
-        frame.status = "done"
+        frame.status = FrameStatus.DONE
         frame.model_version_id = ctx.model_version_id
         frame.processed_at = datetime.now(UTC)
     log.info("frame %s: %d detections", frame_id, len(detections))
-    return "done"
+    return FrameStatus.DONE

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from geotag.gps import interpolate, parse_track
+from geotag import interpolate, parse_track
 from tests.fixtures import gps_jpeg
 from uploader.journal import Journal
 from uploader.photos import Scanner

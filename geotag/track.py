@@ -1,10 +1,5 @@
-"""Where and when a dashcam photo was taken.
-
-A detection is only useful to a municipality once it is tied to a place on the road network. Photos carry
-that place in one of two ways: GPS tags in the JPEG's EXIF, or a separate track (GPX or NMEA log) from the
-dashcam whose clock must be matched against the photo's capture time. This module reads both with
-maintained libraries (Pillow, gpxpy, pynmea2) and never lets a malformed upload crash the pipeline: EXIF
-problems become warnings, bad track lines are skipped and counted.
+"""GPS tracks from dashcams (GPX or NMEA logs, read with gpxpy and pynmea2) and positions between
+their fixes. Bad track lines are skipped and counted; a file with no usable fix is a ``TrackError``.
 """
 
 from __future__ import annotations
@@ -14,22 +9,20 @@ import logging
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
-from io import BytesIO
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import gpxpy
 import gpxpy.gpx
 import pynmea2
-from PIL import Image, UnidentifiedImageError
+
+from geotag.earth import bearing_deg, haversine_m
 
 log = logging.getLogger(__name__)
 
-EARTH_RADIUS_M = 6_371_008.8  # IUGG mean Earth radius
 KNOT_MS = 1852.0 / 3600.0
-_SPEED_REF_MS = {"K": 1000.0 / 3600.0, "M": 1609.344 / 3600.0, "N": KNOT_MS}
-_GPS_IFD, _EXIF_IFD = 0x8825, 0x8769
+SPEED_REF_MS = {"K": 1000.0 / 3600.0, "M": 1609.344 / 3600.0, "N": KNOT_MS}
 _NMEA_LINE = re.compile(r"^\s*\$G[A-Z]", re.MULTILINE)
 
 
@@ -64,154 +57,6 @@ class Fix:
             raise ValueError(f"speed: expected a finite number >= 0 m/s, got {self.speed!r}")
 
 
-@dataclass
-class ExifInfo:
-    """What a photo's EXIF says about it; every field may be None, `warnings` says why."""
-
-    captured_at: datetime | None = None
-    fix: Fix | None = None
-    orientation: int | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres between two WGS84 positions (spherical Earth)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
-
-
-def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Initial bearing from point 1 to point 2, degrees clockwise from north in [0, 360)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dl = math.radians(lon2 - lon1)
-    y = math.sin(dl) * math.cos(p2)
-    x = math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dl)
-    return math.degrees(math.atan2(y, x)) % 360.0
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    return str(value).strip("\x00 ").strip()
-
-
-def _dms(value: Any) -> float:
-    parts = value if isinstance(value, (tuple, list)) else (value,)
-    if not 1 <= len(parts) <= 3:
-        raise ValueError(f"expected 1-3 rationals (deg, min, sec), got {len(parts)}")
-    return sum(float(p) / 60.0**i for i, p in enumerate(parts))
-
-
-def _exif_datetime(text: Any, offset: Any = None) -> datetime:
-    dt = datetime.strptime(_text(text)[:19], "%Y:%m:%d %H:%M:%S")
-    tz = UTC
-    if offset:
-        sign = -1 if _text(offset).startswith("-") else 1
-        hh, mm = _text(offset).lstrip("+-").split(":")
-        tz = timezone(sign * timedelta(hours=int(hh), minutes=int(mm)))
-    return dt.replace(tzinfo=tz).astimezone(UTC)
-
-
-def _gps_time(gps: dict[int, Any]) -> datetime | None:
-    if 7 not in gps or 29 not in gps:
-        return None
-    h, m, s = (float(x) for x in gps[7])
-    day = datetime.strptime(_text(gps[29])[:10], "%Y:%m:%d").replace(tzinfo=UTC)
-    return day + timedelta(hours=h, minutes=m, seconds=s)
-
-
-def _gps_position(gps: dict[int, Any]) -> tuple[float, float]:
-    lat, lon = _dms(gps[2]), _dms(gps[4])
-    if _text(gps.get(1, "N")).upper() == "S":
-        lat = -lat
-    if _text(gps.get(3, "E")).upper() == "W":
-        lon = -lon
-    if not (math.isfinite(lat) and math.isfinite(lon) and abs(lat) <= 90.0 and abs(lon) <= 180.0):
-        raise ValueError(f"expected lat in -90..90 and lon in -180..180, got ({lat}, {lon})")
-    return lat, lon
-
-
-def _optional_float(gps: dict[int, Any], tag: int) -> float | None:
-    if tag not in gps:
-        return None
-    value = float(gps[tag])
-    return value if math.isfinite(value) else None
-
-
-def read_exif(data: bytes) -> ExifInfo:
-    """Capture time, GPS fix and orientation from a JPEG's EXIF; never raises.
-
-    Capture time preference: DateTimeOriginal with OffsetTimeOriginal (exact); else the GPS date/time stamp
-    (always UTC); else DateTimeOriginal (or IFD0 DateTime) assumed to be UTC, with a warning. The fix uses
-    the GPS stamp as its time, falling back to the capture time; a position without any time is dropped
-    with a warning because a Fix must have one. Heading is GPSImgDirection, else GPSTrack.
-    """
-    info = ExifInfo()
-    try:
-        image = Image.open(BytesIO(data))
-        exif = image.getexif()
-        gps = dict(exif.get_ifd(_GPS_IFD))
-        sub = dict(exif.get_ifd(_EXIF_IFD))
-    except UnidentifiedImageError:
-        info.warnings.append(f"EXIF unreadable: expected an image, got {len(data)} unrecognised bytes")
-        return info
-    except Exception as exc:  # Pillow raises many types on hostile input
-        info.warnings.append(f"EXIF unreadable: expected valid EXIF, got {type(exc).__name__}: {exc}")
-        return info
-    if not exif and not gps and not sub:
-        corrupt = bool(image.info.get("exif"))
-        info.warnings.append(
-            "EXIF block present but corrupt or empty" if corrupt else "no EXIF data in image"
-        )
-        return info
-    try:
-        orientation = int(exif.get(0x0112, 0))
-        info.orientation = orientation if 1 <= orientation <= 8 else None
-    except (TypeError, ValueError):
-        info.warnings.append(f"Orientation: expected an integer 1..8, got {exif.get(0x0112)!r}")
-    gps_time = original = None
-    try:
-        gps_time = _gps_time(gps)
-    except Exception as exc:
-        info.warnings.append(f"GPS date/time stamp unreadable: {exc}")
-    raw = sub.get(0x9003) or exif.get(0x0132)
-    try:
-        if raw:
-            original = _exif_datetime(raw, sub.get(0x9011))
-    except Exception as exc:
-        info.warnings.append(f"DateTimeOriginal: expected 'YYYY:MM:DD HH:MM:SS', got {raw!r} ({exc})")
-    if original is not None and sub.get(0x9011):
-        info.captured_at = original
-    elif gps_time is not None:
-        info.captured_at = gps_time
-    elif original is not None:
-        info.captured_at = original
-        info.warnings.append("capture time has no UTC offset; assumed UTC")
-    if 2 not in gps or 4 not in gps:
-        info.warnings.append("no GPS position in EXIF")
-        return info
-    try:
-        lat, lon = _gps_position(gps)
-        heading = _optional_float(gps, 17)
-        heading = _optional_float(gps, 15) if heading is None else heading
-        speed = _optional_float(gps, 13)
-        if speed is not None:
-            ref = _text(gps.get(12, "K")).upper()
-            if ref not in _SPEED_REF_MS:
-                raise ValueError(f"GPSSpeedRef: expected K, M or N, got {ref!r}")
-            speed *= _SPEED_REF_MS[ref]
-        when = gps_time or info.captured_at
-        if when is None:
-            info.warnings.append("GPS position has no time stamp and no capture time; fix dropped")
-        else:
-            info.fix = Fix(lat, lon, when, heading, speed)
-    except Exception as exc:
-        info.warnings.append(f"GPS position unusable, treated as missing: {exc}")
-    return info
-
-
 class Track(list[Fix]):
     """Fixes sorted by time; `skipped` counts input lines/points that were unusable and left out."""
 
@@ -228,7 +73,7 @@ def parse_gpx(text: str) -> Track:
         doc = gpxpy.parse(text)
     except gpxpy.gpx.GPXException as exc:
         raise TrackError(f"expected a GPX document, got unparsable XML: {exc}") from exc
-    points = [p for t in doc.tracks for s in t.segments for p in s.points]
+    points: list[Any] = [p for t in doc.tracks for s in t.segments for p in s.points]
     points += [p for r in doc.routes for p in r.points]
     fixes, skipped = [], 0
     for p in points:
@@ -331,7 +176,7 @@ def interpolate(
     lat = a.lat + frac * (b.lat - a.lat)
     dist = haversine_m(a.lat, a.lon, b.lat, b.lon)
     if dist > 1.0:
-        heading = bearing_deg(a.lat, a.lon, b.lat, b.lon)
+        heading: float | None = bearing_deg(a.lat, a.lon, b.lat, b.lon)
     else:
         heading = _mean_heading(a.heading, b.heading, frac)
     if a.speed is not None and b.speed is not None:

@@ -1,98 +1,47 @@
-"""Vehicle upload tokens and staff passwords.
+"""Brakes on password guessing, and the memory of verified HTTP Basic logins.
 
-Vehicle tokens are 256-bit random strings shown once; only their sha256 is stored (a slow hash adds
-nothing at that entropy). Staff passwords are hashed with argon2id (argon2-cffi).
+Both live on ``app.state`` (one per app, built in ``create_app``), never in module globals.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from service.db.tables import ROLES, User, Vehicle
+class BasicCache:
+    """HTTP Basic credentials verified recently (argon2 is slow on purpose, ~0.1 s: API clients
+    sending Basic credentials on every request would pay it every time). Keys are hashes of name and
+    password; an entry lives ``ttl_s`` seconds; at most ``max_entries`` (then it starts afresh)."""
 
-TOKEN_PREFIX = "rwv_"
-_hasher = PasswordHasher()
+    def __init__(
+        self, ttl_s: float = 60.0, max_entries: int = 1000, clock: Callable[[], float] = time.monotonic
+    ):
+        self.ttl_s, self.max_entries, self._clock = ttl_s, max_entries, clock
+        self._entries: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
 
+    @staticmethod
+    def key(username: str, password: str) -> str:
+        return hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
 
-def new_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+    def get(self, key: str) -> int | None:
+        """The user id verified with these credentials within the last ``ttl_s`` seconds."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or entry[1] <= self._clock():
+            return None
+        return entry[0]
 
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def add_vehicle(session: Session, name: str, **camera: float) -> tuple[Vehicle, str]:
-    """Create a vehicle; returns it and its token (the only time the token is visible)."""
-    if not name or len(name) > 200 or "\x00" in name:
-        raise ValueError("the vehicle name needs 1 to 200 characters and no NUL")
-    if session.scalar(select(Vehicle).where(Vehicle.name == name)):
-        raise ValueError(f"a vehicle named {name!r} exists already")
-    token = new_token()
-    vehicle = Vehicle(name=name, token_hash=token_hash(token), **camera)
-    session.add(vehicle)
-    session.flush()
-    return vehicle, token
-
-
-def reissue_token(vehicle: Vehicle) -> str:
-    """A new upload token for ``vehicle`` (the old one stops working); returns it, shown this once."""
-    token = new_token()
-    vehicle.token_hash = token_hash(token)
-    return token
-
-
-def vehicle_for_token(session: Session, token: str) -> Vehicle | None:
-    if not token.startswith(TOKEN_PREFIX):
-        return None
-    return session.scalar(select(Vehicle).where(Vehicle.token_hash == token_hash(token), Vehicle.active))
-
-
-def add_user(session: Session, username: str, password: str, role: str) -> User:
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-    if len(password) < 10:
-        raise ValueError("password must have at least 10 characters")
-    if not username or len(username) > 200 or "\x00" in username:
-        raise ValueError("username must have 1 to 200 characters and no NUL")
-    if session.scalar(select(User).where(User.username == username)):
-        raise ValueError(f"a user named {username!r} exists already")
-    user = User(username=username, password_hash=_hasher.hash(password), role=role)
-    session.add(user)
-    session.flush()
-    return user
-
-
-def authenticate(session: Session, username: str, password: str) -> User | None:
-    # PostgreSQL text cannot hold NUL: such a name matches no user (and must not reach the query).
-    user = (
-        None
-        if "\x00" in username
-        else session.scalar(select(User).where(User.username == username, User.active))
-    )
-    if user is None:
-        _hasher.hash(password)  # same work whether or not the user exists
-        return None
-    try:
-        _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return None
-    return user
-
-
-def role_at_least(role: str, needed: str) -> bool:
-    return ROLES.index(role) >= ROLES.index(needed)
+    def put(self, key: str, user_id: int) -> None:
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (user_id, self._clock() + self.ttl_s)
 
 
 class LoginThrottle:
