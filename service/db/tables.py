@@ -120,6 +120,10 @@ class Frame(Base):
     anonymized_at: Mapped[datetime | None] = mapped_column()
     blurred_regions: Mapped[int | None] = mapped_column(Integer)
     image_deleted_at: Mapped[datetime | None] = mapped_column()
+    # Hardening (0009): worker deaths while processing it, when it failed for good, the capture time's source.
+    stall_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed_at: Mapped[datetime | None] = mapped_column()
+    time_source: Mapped[str | None] = mapped_column(String(20))  # exif | metadata | upload
     observations: Mapped[list[Observation]] = relationship(back_populates="frame")
     __table_args__ = (
         CheckConstraint(f"status IN {FRAME_STATUSES}", name="frame_status"),
@@ -220,7 +224,23 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Raised by logout, deactivation and a password change: sessions made with an older one are over.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="user_role"),)
+
+
+class AuditEvent(Base):
+    """Who did what to an account (password changed or reset, deactivated, signed out everywhere) or to
+    a frame (a failed frame retried)."""
+
+    __tablename__ = "audit_event"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    action: Mapped[str] = mapped_column(String(40))
+    target_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    frame_id: Mapped[int | None] = mapped_column(ForeignKey("frame.id", ondelete="SET NULL"))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class WorkOrder(Base):
