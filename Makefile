@@ -12,10 +12,11 @@ PORT ?= 8000
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-system-deps: ## Debian packages the project needs (PostgreSQL + PostGIS, Chromium for UI tests)
+system-deps: ## Debian packages the project needs (PostgreSQL + PostGIS, Chromium for UI tests, GDAL's ogrinfo for the GeoPackage and OGC API tests)
 	@need=""; \
 	[ -x /usr/lib/postgresql/15/bin/initdb ] && [ -f /usr/share/postgresql/15/extension/postgis.control ] || need="$$need postgresql-15-postgis-3"; \
 	[ -x /usr/bin/chromium ] || need="$$need chromium"; \
+	[ -x /usr/bin/ogrinfo ] || need="$$need gdal-bin"; \
 	if [ -n "$$need" ]; then echo "installing:$$need"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; fi
 
 $(STAMP): pyproject.toml

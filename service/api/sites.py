@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import Select, func, select
 
 from service.access.deps import SessionDep, ViewerDep
 from service.api.schemas import SiteCollection, SiteFeature
+from service.db.road_tables import RoadSection
 from service.db.sites import get_site, ranked, site_feature, stream_sites
 from service.db.tables import DamageSite, Frame, ModelVersion, Observation
 from service.domain.classes import CLASSES
 from service.domain.params import parse_bbox, parse_choices
 from service.domain.statuses import SITE_STATUSES
-from service.exports import sites_csv, sites_geojson
+from service.exports import sections_gpkg, sites_csv, sites_geojson, sites_gpkg
 
 router = APIRouter(prefix="/api/v1", tags=["read"])
 
@@ -76,6 +77,24 @@ def export_csv(session: SessionDep, user: ViewerDep, filters: SiteFilterDep) -> 
 @router.get("/sites.geojson", summary="Damage sites as a GeoJSON file (same filters)")
 def export_geojson(session: SessionDep, user: ViewerDep, filters: SiteFilterDep) -> StreamingResponse:
     return sites_geojson(stream_sites(session, filters.apply(select(DamageSite))))
+
+
+@router.get("/sites.gpkg", summary="Damage sites as a GeoPackage (same filters; layer damage_sites)")
+def export_gpkg(session: SessionDep, user: ViewerDep, filters: SiteFilterDep) -> FileResponse:
+    return sites_gpkg(stream_sites(session, filters.apply(select(DamageSite))))
+
+
+@router.get("/road-sections.gpkg", summary="Road sections as a GeoPackage (layer road_sections)")
+def export_sections_gpkg(
+    session: SessionDep,
+    user: ViewerDep,
+    bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat")] = None,
+) -> FileResponse:
+    query = select(RoadSection).order_by(RoadSection.id)
+    area = parse_bbox(bbox)
+    if area:
+        query = query.where(RoadSection.geom.op("&&")(func.ST_MakeEnvelope(*area, 4326)))
+    return sections_gpkg(session.scalars(query).yield_per(1000))
 
 
 @router.get(

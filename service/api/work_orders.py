@@ -7,7 +7,7 @@ with the ``X-CSRF-Token`` header).
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,7 @@ from service.db.work_orders import (
 )
 from service.domain.params import parse_choices
 from service.domain.statuses import WORK_ORDER_STATUSES
-from service.exports import order_csv, order_geojson
+from service.exports import order_csv, order_geojson, order_gpkg
 
 router = APIRouter(prefix="/api/v1", tags=["decisions and work orders"])
 WRITE = [Depends(check_csrf_api)]
@@ -113,3 +113,8 @@ def order_csv_api(order_id: int, session: SessionDep, user: ViewerDep) -> Stream
 @router.get("/work-orders/{order_id}/sites.geojson", summary="A work order's sites as GeoJSON")
 def order_geojson_api(order_id: int, session: SessionDep, user: ViewerDep) -> StreamingResponse:
     return order_geojson(get_order(session, order_id))
+
+
+@router.get("/work-orders/{order_id}/sites.gpkg", summary="A work order's sites as a GeoPackage")
+def order_gpkg_api(order_id: int, session: SessionDep, user: ViewerDep) -> FileResponse:
+    return order_gpkg(get_order(session, order_id))
