@@ -37,6 +37,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,9 @@ def simulate(defects, passes: int, rng: np.random.Generator, use_geometry: bool)
             yield p, when, seen
 
 
-def run(session_factory, defects, passes: int, seed: int, radius: float, method: str, search: float) -> dict:  # type: ignore[no-untyped-def]
+def run(  # type: ignore[no-untyped-def]
+    session_factory, defects, passes: int, seed: int, radius: float, method: str, search: float
+) -> dict[str, Any]:
     from sqlalchemy import text
 
     from service.domain.ranking import DEFAULT_CONFIG
@@ -482,9 +485,9 @@ def add_background_sites(session, n: int) -> None:  # type: ignore[no-untyped-de
     session.commit()
 
 
-def run_hard(
+def run_hard(  # type: ignore[no-untyped-def]
     session_factory, defects: list[Defect], frames: list[SimFrame], method: str, radius: float, search: float
-) -> dict:  # type: ignore[no-untyped-def]
+) -> dict[str, Any]:
     from sqlalchemy import text
 
     site_defects: dict[int, set[int]] = defaultdict(set)
@@ -572,7 +575,7 @@ def main_hard(args: argparse.Namespace, sessions) -> int:  # type: ignore[no-unt
     for m in methods:
         for r in radii:
             group = [row for row in per_seed if row["method"] == m and row["radius_m"] == r]
-            total: dict = {k: sum(row[k] for row in group) for k in keys}
+            total: dict[str, Any] = {k: sum(row[k] for row in group) for k in keys}
             total["exact_share"] = total["exactly_one_site"] / max(total["defects_seen"], 1)
             total["mixed_share"] = total["mixed_sites"] / max(total["sites"] - total["fp_sites"], 1)
             total["worst_seed_share"] = min(row["exact_share"] for row in group)

@@ -35,7 +35,8 @@ from datetime import datetime
 
 import numpy as np
 
-from service.domain.geo import Box, Camera, ground_offset, locate, locate_detection
+from geotag import local_m, offset
+from service.domain.geo import Box, Camera, ground_offset, locate_detection
 
 ALGORITHM = "tracks-v1"
 BOX_TOUCH_PX = 12.0
@@ -179,22 +180,13 @@ class DrivePlan:
         return from_local(e + de, n + dn, self.origin)
 
 
-def _metres_per_degree(origin: tuple[float, float]) -> tuple[float, float]:
-    """Metres per degree of longitude and latitude at ``origin`` (the earth model of ``geo.locate``)."""
-    lat0, lon0 = origin
-    lat1, lon1 = locate(lat0, lon0, 0.0, 1000.0, 1000.0)  # 1 km north, 1 km east
-    return 1000.0 / (lon1 - lon0), 1000.0 / (lat1 - lat0)
-
-
 def to_local(lat: float, lon: float, origin: tuple[float, float]) -> tuple[float, float]:
-    """East/north metres of (lat, lon) from ``origin`` (equirectangular, fine over a few km)."""
-    m_lon, m_lat = _metres_per_degree(origin)
-    dlon = (lon - origin[1] + 180.0) % 360.0 - 180.0
-    return dlon * m_lon, (lat - origin[0]) * m_lat
+    """East/north metres of (lat, lon) from ``origin`` (flat earth: fine over a few km)."""
+    return local_m(origin[0], origin[1], lat, lon)
 
 
 def from_local(east: float, north: float, origin: tuple[float, float]) -> tuple[float, float]:
-    return locate(origin[0], origin[1], 0.0, north, east)
+    return offset(origin[0], origin[1], east, north)
 
 
 def min_cost_assignment(cost: Sequence[Sequence[float]]) -> list[int]:
@@ -754,3 +746,21 @@ def plan_drive(frames: Sequence[FrameInput], sites: Sequence[KnownSite], config:
     return DrivePlan(
         origin, tuple(tracks), registration, assign_tracks(tracks, sites, registration, origin, config)
     )
+
+
+def split_drives(times: Sequence[datetime | None], gap_s: float) -> list[list[int]]:
+    """Indices of a vehicle's frames (sorted by time) grouped into drives: a pause longer than
+    ``gap_s`` starts a new one; a frame without a time is a drive of its own."""
+    drives: list[list[int]] = []
+    current: list[int] | None = None
+    last: datetime | None = None
+    for i, t in enumerate(times):
+        if t is None:
+            drives.append([i])
+            continue
+        if current is None or last is None or (t - last).total_seconds() > gap_s:
+            current = []
+            drives.append(current)
+        current.append(i)
+        last = t
+    return drives

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.db.sites import COMPATIBLE
+from service.domain.classes import COMPATIBLE
 from service.domain.geo import Camera
 from service.domain.tracking import (
     Config,
@@ -287,3 +287,11 @@ def test_sighting_locate_marks_boxes_reaching_the_horizon_as_unsizeable() -> Non
     assert near is not None and near.sizeable and near.size_m is not None
     assert tall is not None and not tall.sizeable
     assert above is None
+
+
+def test_split_drives_by_pauses() -> None:
+    from service.domain.tracking import split_drives
+
+    times = [T0, T0 + timedelta(seconds=2), T0 + timedelta(minutes=30), None, T0 + timedelta(minutes=31)]
+    assert split_drives(times, 300.0) == [[0, 1], [2, 4], [3]]
+    assert split_drives([], 300.0) == []

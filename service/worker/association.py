@@ -23,16 +23,16 @@ import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from geoalchemy2.shape import to_shape
+from sqlalchemy import Row, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.drives import Drive, Track
-from service.db.frames import point
+from geotag import M_PER_DEG_LAT, local_m, metres_per_degree_lon, offset
+from service.db.drives import Drive, DriveFrame, Track, TrackObservation
+from service.db.engine import transaction
 from service.db.sites import (
-    ASSOCIABLE_STATUSES,
-    COMPATIBLE,
     add_observation,
     find_site,
     nearby_sites,
@@ -40,11 +40,13 @@ from service.db.sites import (
     road_importance,
     site_latlon,
 )
-from service.db.tables import DamageSite
+from service.db.tables import DamageSite, Frame, Observation, Vehicle, point
 from service.domain import tracking
+from service.domain.classes import COMPATIBLE
+from service.domain.geo import Camera
 from service.domain.ranking import RankingConfig
+from service.domain.statuses import SITE_ASSOCIABLE, FrameStatus, SiteStatus
 
-M_PER_DEG_LAT = 111_320.0
 BOX_TOUCH_PX = 12.0
 AGREE_M = 2.0  # shifts proposed by different detections closer than this are one shift
 
@@ -70,19 +72,8 @@ class FrameAssociation:
     matched: int = 0
 
 
-def shift(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:
-    return (
-        lat + north_m / M_PER_DEG_LAT,
-        lon + east_m / (M_PER_DEG_LAT * max(math.cos(math.radians(lat)), 1e-9)),
-    )
-
-
-def residual_m(from_lat: float, from_lon: float, to_lat: float, to_lon: float) -> tuple[float, float]:
-    """East/north metres from one position to another (local tangent plane)."""
-    return (
-        (to_lon - from_lon) * M_PER_DEG_LAT * math.cos(math.radians(from_lat)),
-        (to_lat - from_lat) * M_PER_DEG_LAT,
-    )
+shift = offset  # (lat, lon) moved east_m, north_m
+residual_m = local_m  # east/north metres from one position to another
 
 
 def combine_offsets(offsets: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
@@ -234,8 +225,7 @@ def cell_keys(points: Iterable[tuple[float, float]], margin_m: float) -> list[in
     """
     cells: set[tuple[int, int]] = set()
     for lat, lon in points:
-        dlat = margin_m / M_PER_DEG_LAT
-        dlon = margin_m / (M_PER_DEG_LAT * max(math.cos(math.radians(lat)), 1e-6))
+        dlat, dlon = margin_m / M_PER_DEG_LAT, margin_m / metres_per_degree_lon(lat)
         for iy in range(math.floor((lat - dlat) / CELL_DEG), math.floor((lat + dlat) / CELL_DEG) + 1):
             for ix in range(math.floor((lon - dlon) / CELL_DEG), math.floor((lon + dlon) / CELL_DEG) + 1):
                 cells.add((ix, iy))
@@ -256,7 +246,7 @@ def candidate_sites(
     if not points:
         return []
     max_lat = max(abs(lat) for lat, _ in points)
-    radius_deg = radius_m / (M_PER_DEG_LAT * max(math.cos(math.radians(max_lat)), 1e-6))
+    radius_deg = radius_m / metres_per_degree_lon(max_lat)
     rows = session.execute(
         text(
             """
@@ -272,7 +262,7 @@ def candidate_sites(
             "lats": [lat for lat, _ in points],
             "lons": [lon for _, lon in points],
             "deg": radius_deg,
-            "statuses": [str(s) for s in ASSOCIABLE_STATUSES],
+            "statuses": [str(s) for s in SITE_ASSOCIABLE],
         },
     ).all()
     return [tracking.KnownSite(int(r[0]), r[1], float(r[2]), float(r[3]), int(r[4])) for r in rows]
@@ -291,7 +281,7 @@ def _new_site(t: tracking.Track, lat: float, lon: float, model_version_id: int |
         max_confidence=0.0,
         sightings=0,
         n_observations=0,
-        status="open",
+        status=SiteStatus.OPEN,
         first_seen=t.first_seen,
         last_seen=t.last_seen,
         model_version_id=model_version_id,
@@ -316,7 +306,7 @@ def merge_track(
     site.position = point(wlat / total, wlon / total)
     site.position_weight = total
     site.class_votes = votes
-    if site.status == "open":  # once staff decided, the class is theirs
+    if site.status == SiteStatus.OPEN:  # once staff decided, the class is theirs
         site.class_name = max(sorted(votes), key=lambda k: votes[k])
     site.max_confidence = max(site.max_confidence, track.max_confidence)
     if track.size_m is not None:
@@ -391,7 +381,7 @@ def associate_segment(
         t = tracks[i]
         target = assigned[i]
         site = existing.get(target) if target is not None else None
-        if site is not None and site.status not in ASSOCIABLE_STATUSES:  # staff closed it meanwhile
+        if site is not None and site.status not in SITE_ASSOCIABLE:  # staff closed it meanwhile
             site = None
         lat, lon = plan.corrected(i)
         founder = assignment.founders[i]
@@ -427,3 +417,142 @@ def associate_segment(
         for fk in t.frame_keys:
             result.frame_offsets.setdefault(fk, registration.local[i])
     return result
+
+
+def _segments(
+    session: Session, vehicle_id: int, around: datetime | None, frame_id: int
+) -> list[list[Row[int, datetime | None, str, int]]]:
+    """The vehicle's located frames near ``around`` as drives: (id, captured_at, status, associated)."""
+    query = (
+        select(Frame.id, Frame.captured_at, Frame.status, DriveFrame.drive_id)
+        .outerjoin(DriveFrame, DriveFrame.frame_id == Frame.id)
+        .where(Frame.vehicle_id == vehicle_id, Frame.position.is_not(None))
+    )
+    if around is None:
+        query = query.where(Frame.id == frame_id)
+    else:
+        query = query.where(Frame.captured_at.between(around - DRIVE_LOOKAROUND, around + DRIVE_LOOKAROUND))
+    rows = session.execute(query.order_by(Frame.captured_at, Frame.id)).all()
+    groups = tracking.split_drives([r.captured_at for r in rows], DRIVE_GAP.total_seconds())
+    return [[rows[i] for i in g] for g in groups]
+
+
+def _frame_inputs(
+    session: Session, frame_ids: Sequence[int], cam: Camera
+) -> tuple[list[tracking.FrameInput], list[Observation]]:
+    frames = {f.id: f for f in session.scalars(select(Frame).where(Frame.id.in_(frame_ids)))}
+    observations = session.scalars(
+        select(Observation).where(Observation.frame_id.in_(frame_ids)).order_by(Observation.id)
+    ).all()
+    by_frame: dict[int, list[Observation]] = {}
+    for obs in observations:
+        by_frame.setdefault(obs.frame_id, []).append(obs)
+    inputs = []
+    for fid in frame_ids:
+        f = frames[fid]
+        fix = to_shape(f.position)
+        located = (
+            tracking.Sighting.locate(
+                o.id,
+                o.class_name,
+                o.confidence,
+                (o.x1, o.y1, o.x2, o.y2),
+                fix.y,
+                fix.x,
+                f.heading,
+                f.width,
+                f.height,
+                cam,
+            )
+            for o in by_frame.get(fid, [])
+        )
+        seen_at = f.captured_at or f.processed_at or datetime.now(UTC)
+        inputs.append(
+            tracking.FrameInput(fid, seen_at, fix.y, fix.x, f.heading, tuple(s for s in located if s))
+        )
+    return inputs, list(observations)
+
+
+def associate_ready(
+    sessions: sessionmaker[Session],
+    frame_id: int,
+    *,
+    config: AssociationConfig,
+    model_version_id: int | None,
+    ranking: RankingConfig,
+    before_write: Callable[[], None] | None = None,
+) -> list[int]:
+    """Associate every drive of the frame's vehicle near it whose frames are all located (none still
+    queued) and that has located frames not yet associated: one transaction per drive segment.
+
+    Returns the ids of the drives written. Safe to call any number of times and from any number of
+    workers: a frame joins a drive once (``drive_frame``'s primary key, checked under the vehicle's lock).
+    """
+    with sessions() as session:
+        frame = session.get(Frame, frame_id)
+        if frame is None or frame.position is None:
+            return []
+        vehicle_id, around = frame.vehicle_id, frame.captured_at
+    written: list[int] = []
+    with sessions() as session:
+        segments = _segments(session, vehicle_id, around, frame_id)
+    for segment in segments:
+        if not _pending(segment):
+            continue
+        with transaction(sessions) as session:
+            session.execute(select(func.pg_advisory_xact_lock(VEHICLE_LOCK, vehicle_id)))
+            # Again under the lock: another worker may have associated it, or a frame is still queued.
+            fresh = [
+                s
+                for s in _segments(session, vehicle_id, around, frame_id)
+                if {r.id for r in s} & {r.id for r in segment}
+            ]
+            segment = [r for s in fresh for r in s]
+            pending = _pending(segment)
+            if not pending:
+                continue
+            vehicle = session.get(Vehicle, vehicle_id)
+            if vehicle is None:
+                return written
+            cam = Camera(vehicle.camera_height_m, vehicle.camera_pitch_deg, vehicle.camera_hfov_deg)
+            inputs, observations = _frame_inputs(session, pending, cam)
+            if any(o.site_id is not None for o in observations):  # associated frame by frame (before 0007)
+                inputs = [
+                    f
+                    for f in inputs
+                    if not any(o.site_id is not None and o.frame_id == f.key for o in observations)
+                ]
+            drive_ids = [r.drive_id for r in segment if r.drive_id is not None]
+            drive = session.get(Drive, max(drive_ids)) if drive_ids else None
+            result = associate_segment(
+                session,
+                vehicle_id,
+                inputs,
+                config=config,
+                model_version_id=model_version_id,
+                ranking=ranking,
+                drive=drive,
+                before_write=before_write,
+            )
+            for obs in observations:
+                if obs.id in result.site_of:
+                    obs.site_id = result.site_of[obs.id]
+                    obs.position = point(*result.positions[obs.id])
+            session.add_all(
+                TrackObservation(observation_id=k, track_id=v) for k, v in result.track_of.items()
+            )
+            session.add_all(DriveFrame(frame_id=fid, drive_id=result.drive_id) for fid in pending)
+            registered = result.plan.registration.reference == "map"
+            own = (result.plan.registration.offset_e_m, result.plan.registration.offset_n_m)
+            for f in session.scalars(select(Frame).where(Frame.id.in_(pending))):
+                if registered:
+                    f.gps_offset_e_m, f.gps_offset_n_m = result.frame_offsets.get(f.id, own)
+            written.append(result.drive_id)
+    return written
+
+
+def _pending(segment: Sequence[Row[int, datetime | None, str, int]]) -> list[int]:
+    """Frames of a drive segment to associate now: none while any frame of it is still queued."""
+    if any(r.status == FrameStatus.QUEUED for r in segment):
+        return []
+    return [r.id for r in segment if r.status == FrameStatus.DONE and r.drive_id is None]

@@ -1,13 +1,15 @@
-"""Processing one frame: anonymize, detect, locate each damage on the ground, associate, rescore.
+"""Processing one frame: anonymize, detect, locate each damage on the ground; then associate its drive.
 
 Anonymization comes first and is committed on its own: the blurred copy is stored, the frame points
 at it, and the upload is deleted. Frames without a position stop there.
 
-Detection runs outside any transaction. Everything that changes sites and observations happens in
-one transaction that first locks the frame row and checks it is still ``queued``: a worker killed
-mid-way leaves nothing behind (the transaction rolls back) and the retried job starts clean, and a
-frame is never counted twice. A global advisory lock serialises association, so two workers cannot
-each create a site for the same defect; it is held for milliseconds.
+Detection runs outside any transaction. The frame's observations (located on the ground as the GPS
+says) are written in one transaction that first locks the frame row and checks it is still
+``queued``: a worker killed mid-way leaves nothing behind (the transaction rolls back) and the retried
+job starts clean. Association is a stage of its own (``service/worker/association.py``): once every
+frame of a drive segment is located, the whole segment is tracked, registered against the map and
+merged into sites in one transaction, under locks of the map cells it touches; a frame joins a drive
+once, so a retried job never counts a sighting twice.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from geoalchemy2.shape import to_shape
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector import Detector, ImageError, decode_image
@@ -33,12 +35,10 @@ from service.domain.geo import Camera, locate_detection
 from service.domain.ranking import RankingConfig
 from service.domain.statuses import FrameStatus
 from service.settings import Settings
-from service.worker.association import Located, associate_frame, combine_offsets
+from service.worker.association import AssociationConfig, associate_ready
 
 log = logging.getLogger(__name__)
-ASSOCIATION_LOCK = 7_300_001  # pg_advisory_xact_lock key
 NEIGHBOUR_WINDOW = timedelta(seconds=30)
-DRIVE_WINDOW = timedelta(minutes=2)
 
 
 @dataclass
@@ -79,24 +79,6 @@ def heading_from_neighbours(session: Session, frame: Frame, lat: float, lon: flo
         if haversine_m(lat, lon, p.y, p.x) > 2.0:
             return bearing_deg(lat, lon, p.y, p.x) if forward else bearing_deg(p.y, p.x, lat, lon)
     return None
-
-
-def drive_offset(session: Session, frame: Frame) -> tuple[float, float] | None:
-    """The vehicle's GPS offset from its nearest frames in time (within 2 minutes) that estimated one."""
-    if frame.captured_at is None:
-        return None
-    rows = session.execute(
-        select(Frame.gps_offset_e_m, Frame.gps_offset_n_m)
-        .where(
-            Frame.vehicle_id == frame.vehicle_id,
-            Frame.id != frame.id,
-            Frame.gps_offset_e_m.is_not(None),
-            Frame.captured_at.between(frame.captured_at - DRIVE_WINDOW, frame.captured_at + DRIVE_WINDOW),
-        )
-        .order_by(func.abs(func.extract("epoch", Frame.captured_at - frame.captured_at)))
-        .limit(10)
-    ).all()
-    return combine_offsets([(e, n) for e, n in rows])
 
 
 def _fail(ctx: WorkerContext, frame_id: int, message: str, unless_anonymized: bool = False) -> str:
@@ -140,7 +122,21 @@ def anonymize_frame(
 
 
 def process_frame(ctx: WorkerContext, frame_id: int) -> str:
-    """Anonymize, then (for located frames) detect and associate, once; returns the final status."""
+    """Anonymize, then (for located frames) detect and locate, once; then associate the frame's drive
+    if all its frames are located (a retry finishes an association a crash interrupted)."""
+    status = _process_frame(ctx, frame_id)
+    if status in (FrameStatus.DONE, FrameStatus.FAILED):
+        associate_ready(
+            ctx.sessions,
+            frame_id,
+            config=AssociationConfig(ctx.settings.association_radius_m, ctx.settings.association_search_m),
+            model_version_id=ctx.model_version_id,
+            ranking=ctx.ranking,
+        )
+    return status
+
+
+def _process_frame(ctx: WorkerContext, frame_id: int) -> str:
     with ctx.sessions() as session:
         frame = session.get(Frame, frame_id)
         if frame is None:
@@ -171,7 +167,6 @@ def process_frame(ctx: WorkerContext, frame_id: int) -> str:
         frame = session.execute(select(Frame).where(Frame.id == frame_id).with_for_update()).scalar_one()
         if frame.status != FrameStatus.QUEUED:  # another worker finished it meanwhile
             return frame.status
-        session.execute(select(func.pg_advisory_xact_lock(ASSOCIATION_LOCK)))
         vehicle = session.get(Vehicle, frame.vehicle_id)
         assert vehicle is not None
         cam = Camera(vehicle.camera_height_m, vehicle.camera_pitch_deg, vehicle.camera_hfov_deg)
@@ -180,9 +175,6 @@ def process_frame(ctx: WorkerContext, frame_id: int) -> str:
         heading = (
             frame.heading if frame.heading is not None else heading_from_neighbours(session, frame, lat, lon)
         )
-        seen_at = frame.captured_at or datetime.now(UTC)
-        located: list[Located] = []
-        observations: list[Observation] = []
         for det in detections:
             est = locate_detection(lat, lon, heading, det.box, frame.width, frame.height, cam)
             obs = Observation(
@@ -196,30 +188,10 @@ def process_frame(ctx: WorkerContext, frame_id: int) -> str:
                 y2=det.box[3],
                 distance_m=est.distance_m if est else None,
                 size_m=est.size_m if est else None,
+                # Where the GPS puts it (None: not on the road plane); association corrects it per drive.
+                position=point(est.lat, est.lon) if est else None,
             )
             session.add(obs)
-            if est is not None:  # None: the box is not on the road plane (above the horizon)
-                located.append(
-                    Located(
-                        det.class_name, det.confidence, est.lat, est.lon, est.distance_m, est.size_m, det.box
-                    )
-                )
-                observations.append(obs)
-        result = associate_frame(
-            session,
-            located,
-            prior=drive_offset(session, frame),
-            radius_m=ctx.settings.association_radius_m,
-            search_m=ctx.settings.association_search_m,
-            seen_at=seen_at,
-            model_version_id=ctx.model_version_id,
-            ranking=ctx.ranking,
-        )
-        for obs, site, (olat, olon) in zip(observations, result.sites, result.positions, strict=True):
-            obs.site_id = site.id
-            obs.position = point(olat, olon)
-        if result.offset is not None and result.matched:
-            frame.gps_offset_e_m, frame.gps_offset_n_m = result.offset
         if ctx.settings.debug_pause_s:
             session.flush()  # observations written, not committed: a kill here must leave no trace
             time.sleep(ctx.settings.debug_pause_s)
