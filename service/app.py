@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from service import api, web
+from service.access.limits import BodyLimits, RequestLimits, token_checker
 from service.access.sessions import session_secret
 from service.access.throttle import BasicCache, LoginThrottle
 from service.db.engine import make_engine, make_sessionmaker
@@ -95,6 +96,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=settings.session_max_age_s,
         same_site="lax",
         https_only=settings.session_https_only,
+    )
+    # Outermost of ours: body limits and the upload's vehicle token before anything reads the body.
+    app.add_middleware(
+        RequestLimits,
+        limits=BodyLimits(default=settings.max_body_bytes, upload=settings.upload_body_bytes),
+        token_valid=token_checker(app.state.sessions),
     )
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     for router in web.routers():

@@ -26,9 +26,16 @@ class Settings(BaseSettings):
     detect_conf: float = Field(0.25, ge=0, le=1)
     detect_iou: float = Field(0.45, ge=0, le=1)
     max_image_bytes: int = 25 * 1024 * 1024
-    max_pixels: int = 40_000_000
+    # Decoded size: a 5000 x 4000 camera (20 MP) fits; a small file declaring more is refused undecoded.
+    max_pixels: int = Field(20_000_000, ge=1)
     max_images_per_batch: int = 200
-    max_track_bytes: int = 20 * 1024 * 1024
+    # A drive of hours as NMEA is a few MB; parsing runs in a worker thread (service/api/upload.py).
+    max_track_bytes: int = 5 * 1024 * 1024
+    # Request bodies (service/access/limits.py, checked before they are read): every request but an
+    # upload batch at most this; a batch at most max_batch_bytes (None: every image and the track at
+    # their limits plus max_body_bytes for the metadata).
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_batch_bytes: int | None = Field(None, ge=1024)
     # Measured on simulated drives (bench/association.py): 4 m once the drive's offset is applied.
     association_radius_m: float = 4.0
     # Where a drive without a known GPS offset looks for known sites: two drives' errors of up to 5 m
@@ -107,6 +114,15 @@ class Settings(BaseSettings):
     # webhook_base_url + /api/v1/labelstudio/webhook (the service as Label Studio reaches it).
     labelstudio_webhook_secret: SecretStr | None = None
     labelstudio_webhook_base_url: str | None = None
+
+    @property
+    def upload_body_bytes(self) -> int:
+        """The largest request body of an upload batch (see ``max_batch_bytes``)."""
+        if self.max_batch_bytes is not None:
+            return self.max_batch_bytes
+        framing = 64 * 1024  # part headers and boundaries of a full batch, generously
+        images = self.max_images_per_batch * self.max_image_bytes
+        return images + self.max_track_bytes + self.max_body_bytes + framing
 
     @property
     def corrections_dir(self) -> Path:
