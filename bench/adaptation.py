@@ -30,7 +30,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,7 @@ def train_or_resume(checkpoint: Path, data: Path, run_dir: Path, imgsz: int, opt
     last = run_dir / "weights" / "last.pt"
     if last.is_file():
         configure_offline()
-        from ultralytics import YOLO
+        from ultralytics import YOLO  # type: ignore[attr-defined]
 
         try:
             log.info("resuming %s", last)
@@ -262,7 +262,7 @@ def one_run(args: argparse.Namespace, recipe: Recipe, size: int, seed: int, hold
 
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per corrections size: mean, min and max of each measure over the seeds."""
-    measures = {
+    measures: dict[str, Callable[[dict[str, Any]], Any]] = {
         "holdout_map50": lambda r: r["holdout"]["map50"],
         "holdout_pothole_ap50": lambda r: r["holdout"]["pothole_ap50"],
         "base_map50": lambda r: r["base"]["map50"],
@@ -306,7 +306,13 @@ def summary(aggregated: list[dict[str, Any]]) -> str:
     return table(rows, list(rows[0])) if rows else "(no runs yet)"
 
 
-def plot(aggregated: list[dict[str, Any]], path: Path, title: str) -> None:
+def plot(
+    aggregated: list[dict[str, Any]],
+    path: Path,
+    title: str,
+    others: dict[str, list[dict[str, Any]]] | None = None,
+) -> None:
+    """The curve (mean, min-max bars); ``others``: recipe variants' aggregates, drawn as hollow markers."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -329,10 +335,24 @@ def plot(aggregated: list[dict[str, Any]], path: Path, title: str) -> None:
             ax.errorbar(sizes, mean, yerr=[low, high], label=label, color=color, marker=marker, capsize=3)
         if base:
             ax.axhline(base[key]["mean"], color=color, linestyle=":", linewidth=1)
+        for i, (variant, rows) in enumerate(sorted((others or {}).items())):
+            points = [a for a in rows if a["size"] > 0]
+            ax.plot(
+                [a["size"] * (1.06 + 0.06 * i) for a in points],
+                [a[key]["mean"] for a in points],
+                marker=marker,
+                markerfacecolor="none",
+                color=color,
+                linestyle="none",
+                label=f"hollow: variant {variant}" if key == "holdout_map50" else None,
+            )
     ax.plot([200], [0.45], marker="*", color="tab:blue", markersize=12, linestyle="none", label="targets")
     ax.plot([200], [0.30], marker="*", color="tab:orange", markersize=12, linestyle="none")
     ax.plot([849], [0.55], marker="*", color="tab:blue", markersize=12, linestyle="none")
+    if base:  # the base domain may lose at most 3 points
+        ax.plot([200], [base["base_map50"]["mean"] - 0.03], marker="*", color="tab:green", markersize=12)
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks([25, 50, 100, 200, 400, 849], ["25", "50", "100", "200", "400", "849"])
     ax.set(xlabel="corrected photos (log scale)", ylabel="AP50", ylim=(0, 1), title=title)
     ax.legend(loc="upper left", fontsize=8)
@@ -344,6 +364,10 @@ def plot(aggregated: list[dict[str, Any]], path: Path, title: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def variants(out: Path) -> set[str]:
+    return {json.loads(p.read_text()).get("variant", "") for p in out.glob("*/result.json")}
 
 
 def collect(out: Path, variant: str) -> list[dict[str, Any]]:
@@ -375,7 +399,16 @@ def report(args: argparse.Namespace, recipe: Recipe, planned: list[tuple[int, in
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"adaptation{suffix}.json").write_text(json.dumps(payload, indent=2) + "\n")
     title = "Adapting v2 to the Roboflow roads" + (f" ({args.variant})" if args.variant else "")
-    plot(aggregated, args.plot or ROOT / "weights" / "model-card" / f"adaptation-curve{suffix}.png", title)
+    others = {}
+    if not args.variant:  # the default recipe's plot shows the variants next to it
+        for other in sorted(variants(args.out) - {""}):
+            others[other] = aggregate([r for r in collect(args.out, other) if r["size"] > 0])
+    plot(
+        aggregated,
+        args.plot or ROOT / "weights" / "model-card" / f"adaptation-curve{suffix}.png",
+        title,
+        others,
+    )
     return summary(aggregated)
 
 

@@ -17,7 +17,7 @@ from training.cli import main
 def _fake_adapt(seen: dict[str, Any]) -> Any:
     def fake(
         corrections: Path, base_data: list[Path], checkpoint: Path | None, options: AdaptOptions, **kw: Any
-    ):  # type: ignore[no-untyped-def]
+    ) -> dict[str, Any]:
         seen["options"] = options
         return {
             "promoted": False,
