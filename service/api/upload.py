@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
@@ -38,6 +39,26 @@ def _finite_float(text: str) -> float:
     return value
 
 
+MAX_METADATA_DEPTH = 32  # objects and arrays inside each other; real metadata needs 3
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')  # a string (skipped) or a bracket
+
+
+def _nesting_depth(raw: str, limit: int) -> int:
+    """How deep JSON objects and arrays nest in ``raw`` (strings skipped), counting no further than
+    ``limit + 1``: checked before ``json.loads``, which would recurse that deep."""
+    depth = deepest = 0
+    for match in _JSON_TOKENS.finditer(raw):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+        elif token in "]}":
+            depth -= 1
+    return deepest
+
+
 async def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
     """The part's bytes, or None when it is larger than ``limit`` (read no further than that)."""
     data = await upload.read(limit + 1)
@@ -59,6 +80,8 @@ class UploadMetadata(BaseModel):
         """``raw`` JSON checked, with one clear message per problem (never a server error)."""
         if not raw:
             return cls()
+        if _nesting_depth(raw, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
+            raise InvalidInput(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")
         try:
             data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
         except (json.JSONDecodeError, ValueError, RecursionError) as exc:
@@ -88,8 +111,8 @@ async def _read_track(track: UploadFile | None, limit: int) -> Track | None:
     raw = await _read_limited(track, limit)
     if raw is None:
         raise HTTPException(413, f"track larger than {limit} bytes")
-    try:
-        return parse_track(raw, track.filename or "track")
+    try:  # CPU work of up to max_track_bytes: off the event loop
+        return await run_in_threadpool(parse_track, raw, track.filename or "track")
     except TrackError as exc:
         raise HTTPException(422, f"track: {exc}") from exc
 
@@ -151,7 +174,7 @@ async def upload_batch(
         raise HTTPException(
             413, f"too many images in one batch: {len(images)}, the limit is {settings.max_images_per_batch}"
         )
-    meta = UploadMetadata.parse(metadata)
+    meta = await run_in_threadpool(UploadMetadata.parse, metadata)
     result = await _ingest_all(
         request, vehicle, images, meta, await _read_track(track, settings.max_track_bytes)
     )
