@@ -11,7 +11,16 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     """The API's routers, in include order."""
-    from service.api import decisions, frames, health, labelstudio_webhook, sites, upload, work_orders
+    from service.api import (
+        decisions,
+        frames,
+        health,
+        labelstudio_webhook,
+        sections,
+        sites,
+        upload,
+        work_orders,
+    )
 
     return [
         health.router,
@@ -20,5 +29,6 @@ def routers() -> list[APIRouter]:
         frames.router,
         decisions.router,
         work_orders.router,
+        sections.router,
         labelstudio_webhook.router,
     ]

@@ -26,8 +26,9 @@ from service.db.tables import (
     Frame,
     LabelStudioTask,
 )
+from service.domain.classes import CLASSES
 from service.domain.params import parse_timestamp
-from service.labelstudio.client import CLASSES, FROM_NAME, SPLITS, connect, ensure_project, holdout_split
+from service.labelstudio.client import FROM_NAME, SPLITS, connect, ensure_project, holdout_split
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

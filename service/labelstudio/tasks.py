@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.engine import transaction
 from service.db.store import ImageStore
 from service.db.tables import DamageSite, Decision, Frame, LabelStudioTask, ModelVersion, Observation
+from service.domain.classes import CLASSES
 from service.domain.statuses import PUSH_STRATEGIES, FrameStatus, PushStrategy, SiteStatus
 from service.labelstudio.client import (
-    CLASSES,
     FROM_NAME,
     PUSH_LOCK,
     TO_NAME,

@@ -1,0 +1,225 @@
+"""Condition grades per road section in PostGIS: what each section's survey says (coverage by usable
+frames), its current grade with every input, and the grade history (migration 0012).
+
+``section_surveys`` is one query per batch of sections: the union of the stretches that usable frames saw
+(PostgreSQL multiranges), the number of passes (distinct vehicle and day) and the last usable pass, within
+a period. ``recompute`` grades sections with ``service.domain.grades`` and writes a new ``section_grade``
+row only when the grade, its status, its inputs or the config version changed: the rows of a section are
+its history, the one with ``current`` its grade today.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, String, select, text, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from service.db.road_tables import RoadSection, SiteSurvey
+from service.db.tables import Base, DamageSite
+from service.domain.grades import Grade, GradeSite, GradingConfig, SectionSurvey, covered_share, grade_section
+from service.domain.statuses import SiteStatus
+
+# Sites that are not (or no longer) damage on the road do not count towards a grade.
+NOT_COUNTED = (SiteStatus.REJECTED, SiteStatus.REPAIRED)
+
+
+class SectionGrade(Base):
+    """One grade of one section: its value (None: insufficient data), status, inputs, config version."""
+
+    __tablename__ = "section_grade"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    section_id: Mapped[str] = mapped_column(String(100))
+    computed_at: Mapped[datetime] = mapped_column()
+    grade: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(30))
+    colour_class: Mapped[str | None] = mapped_column(String(10))
+    config_version: Mapped[str] = mapped_column(String(80))
+    surveyed_share: Mapped[float] = mapped_column(Float)
+    passes: Mapped[int] = mapped_column(BigInteger)
+    last_pass: Mapped[datetime | None] = mapped_column()
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    current: Mapped[bool] = mapped_column(Boolean, default=True)
+    __table_args__ = (
+        Index("ix_section_grade_current", "section_id", postgresql_where=text("current")),
+        Index("ix_section_grade_section", "section_id", "computed_at"),
+    )
+
+
+_SURVEY_SQL = text(
+    """
+    SELECT fr.section_id,
+           range_agg(numrange(LEAST(fr.seen_from_m, fr.seen_to_m)::numeric,
+                              GREATEST(fr.seen_from_m, fr.seen_to_m)::numeric, '[]')) AS seen,
+           count(DISTINCT (f.vehicle_id, (f.captured_at AT TIME ZONE 'UTC')::date)) AS passes,
+           max(f.captured_at) AS last_pass
+    FROM frame_road fr
+    JOIN frame f ON f.id = fr.frame_id
+    LEFT JOIN frame_quality q ON q.frame_id = fr.frame_id
+    WHERE fr.section_id = ANY(:ids)
+      AND fr.seen_from_m IS NOT NULL AND fr.seen_to_m IS NOT NULL
+      AND COALESCE(q.usable, true)
+      AND f.captured_at >= :since AND f.captured_at <= :until
+    GROUP BY fr.section_id
+    """
+)
+
+
+def _intervals(multirange: Any) -> list[tuple[float, float]]:
+    """(from, to) metres of a numeric multirange as psycopg returns it."""
+    out = []
+    for r in multirange or ():
+        if r.lower is not None and r.upper is not None:
+            out.append((float(r.lower), float(r.upper)))
+    return out
+
+
+def section_surveys(
+    session: Session,
+    sections: Sequence[RoadSection],
+    config: GradingConfig,
+    now: datetime,
+) -> dict[str, SectionSurvey]:
+    """Each section's coverage by usable frames within the config's ``max_age_days`` before ``now``."""
+    since = now - timedelta(days=config.max_age_days)
+    rows = session.execute(_SURVEY_SQL, {"ids": [s.id for s in sections], "since": since, "until": now}).all()
+    seen = {row.section_id: row for row in rows}
+    out = {}
+    for s in sections:
+        row = seen.get(s.id)
+        out[s.id] = SectionSurvey(
+            section_id=s.id,
+            length_m=s.length_m,
+            width_m=config.width_m(s.highway),
+            surveyed_share=covered_share(_intervals(row.seen), s.length_m) if row else 0.0,
+            passes=int(row.passes) if row else 0,
+            last_pass=row.last_pass if row else None,
+        )
+    return out
+
+
+def section_sites(session: Session, section_ids: Sequence[str]) -> dict[str, list[GradeSite]]:
+    """The damage sites on each section (rejected and repaired ones marked as not counting)."""
+    rows = session.execute(
+        select(
+            SiteSurvey.section_id,
+            DamageSite.id,
+            DamageSite.class_name,
+            DamageSite.size_m,
+            DamageSite.max_confidence,
+            DamageSite.status,
+        )
+        .join(DamageSite, DamageSite.id == SiteSurvey.site_id)
+        .where(SiteSurvey.section_id.in_(section_ids))
+    ).all()
+    out: dict[str, list[GradeSite]] = {sid: [] for sid in section_ids}
+    for section_id, site_id, cls, size, conf, status in rows:
+        out.setdefault(str(section_id), []).append(
+            GradeSite(site_id, cls, size, conf, counts=status not in NOT_COUNTED)
+        )
+    return out
+
+
+def _same(row: SectionGrade, grade: Grade) -> bool:
+    return (
+        row.grade == grade.grade
+        and row.status == grade.status
+        and row.config_version == grade.config_version
+        and row.inputs.get("components") == grade.as_dict()["components"]
+        and row.passes == grade.passes
+    )
+
+
+def store_grades(session: Session, grades: Iterable[Grade], now: datetime) -> int:
+    """Write the grades that changed as new current rows (the old ones stay as history); returns how many."""
+    grades = list(grades)
+    current = {
+        row.section_id: row
+        for row in session.scalars(
+            select(SectionGrade).where(
+                SectionGrade.current, SectionGrade.section_id.in_([g.section_id for g in grades])
+            )
+        )
+    }
+    changed = [g for g in grades if g.section_id not in current or not _same(current[g.section_id], g)]
+    if not changed:
+        return 0
+    session.execute(
+        update(SectionGrade)
+        .where(SectionGrade.current, SectionGrade.section_id.in_([g.section_id for g in changed]))
+        .values(current=False)
+    )
+    session.add_all(
+        SectionGrade(
+            section_id=g.section_id,
+            computed_at=now,
+            grade=g.grade,
+            status=g.status,
+            colour_class=g.colour_class,
+            config_version=g.config_version,
+            surveyed_share=g.surveyed_share,
+            passes=g.passes,
+            last_pass=g.last_pass,
+            inputs=g.as_dict(),
+            current=True,
+        )
+        for g in changed
+    )
+    session.flush()
+    return len(changed)
+
+
+def grade_sections(
+    session: Session, sections: Sequence[RoadSection], config: GradingConfig, now: datetime
+) -> list[Grade]:
+    """The grades of ``sections`` from the database's current sites and coverage (nothing written)."""
+    surveys = section_surveys(session, sections, config, now)
+    sites = section_sites(session, [s.id for s in sections])
+    return [grade_section(surveys[s.id], sites[s.id], config, now) for s in sections]
+
+
+def recompute(session: Session, config: GradingConfig, now: datetime, section_ids: Sequence[str]) -> int:
+    """Grade the given sections now (after a new sighting, a decision); returns how many changed."""
+    sections = list(session.scalars(select(RoadSection).where(RoadSection.id.in_(section_ids))))
+    return store_grades(session, grade_sections(session, sections, config, now), now) if sections else 0
+
+
+def _batches(session: Session, batch: int) -> Iterator[list[RoadSection]]:
+    last = ""
+    while True:
+        rows = list(
+            session.scalars(
+                select(RoadSection).where(RoadSection.id > last).order_by(RoadSection.id).limit(batch)
+            )
+        )
+        if not rows:
+            return
+        yield rows
+        last = rows[-1].id
+
+
+def recompute_all(
+    sessions: sessionmaker[Session], config: GradingConfig, now: datetime, batch: int = 2000
+) -> dict[str, int]:
+    """Grade every section (nightly, or after a config change), one transaction per batch."""
+    counts = {"sections": 0, "changed": 0}
+    with sessions() as reader:
+        for sections in _batches(reader, batch):
+            with sessions() as session, session.begin():
+                counts["changed"] += store_grades(
+                    session, grade_sections(session, sections, config, now), now
+                )
+            counts["sections"] += len(sections)
+    return counts
+
+
+def sections_of_sites(session: Session, site_ids: Sequence[int]) -> list[str]:
+    """The sections that hold these sites (to regrade after their sightings or decisions change)."""
+    rows = session.scalars(
+        select(SiteSurvey.section_id).where(
+            SiteSurvey.site_id.in_(site_ids), SiteSurvey.section_id.is_not(None)
+        )
+    )
+    return sorted({r for r in rows if r})
