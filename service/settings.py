@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     association_search_m: float = 12.0
     track_max_gap_s: float = 30.0
     ranking_config: Path | None = None
+    # Condition grades per road section (service/domain/grades.py); None: the shipped grading.yaml.
+    grading_config: Path | None = None
     # Worker liveness: a job whose worker sent no heartbeat for this long is retried.
     heartbeat_interval_s: float = 5.0
     stalled_after_s: float = 30.0

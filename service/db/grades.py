@@ -33,6 +33,7 @@ class SectionGrade(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     section_id: Mapped[str] = mapped_column(String(100))
     computed_at: Mapped[datetime] = mapped_column()
+    checked_at: Mapped[datetime] = mapped_column()  # a regrade that changed nothing moves only this
     grade: Mapped[float | None] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(30))
     colour_class: Mapped[str | None] = mapped_column(String(10))
@@ -144,6 +145,14 @@ def store_grades(session: Session, grades: Iterable[Grade], now: datetime) -> in
         )
     }
     changed = [g for g in grades if g.section_id not in current or not _same(current[g.section_id], g)]
+    changed_ids = {g.section_id for g in changed}
+    unchanged = [g.section_id for g in grades if g.section_id in current and g.section_id not in changed_ids]
+    if unchanged:
+        session.execute(
+            update(SectionGrade)
+            .where(SectionGrade.current, SectionGrade.section_id.in_(unchanged))
+            .values(checked_at=now)
+        )
     if not changed:
         return 0
     session.execute(
@@ -155,6 +164,7 @@ def store_grades(session: Session, grades: Iterable[Grade], now: datetime) -> in
         SectionGrade(
             section_id=g.section_id,
             computed_at=now,
+            checked_at=now,
             grade=g.grade,
             status=g.status,
             colour_class=g.colour_class,
@@ -223,3 +233,37 @@ def sections_of_sites(session: Session, site_ids: Sequence[int]) -> list[str]:
         )
     )
     return sorted({r for r in rows if r})
+
+
+# Sections whose sites changed (a sighting, a decision) or that new frames covered since their grade was
+# last checked, and sections never graded that have sites or frames.
+_DIRTY_SQL = text(
+    """
+    SELECT section_id FROM (
+        SELECT ss.section_id FROM site_survey ss
+        JOIN damage_site d ON d.id = ss.site_id
+        LEFT JOIN section_grade g ON g.section_id = ss.section_id AND g.current
+        WHERE ss.section_id IS NOT NULL AND (g.id IS NULL OR d.updated_at > g.checked_at)
+        UNION
+        SELECT fr.section_id FROM frame_road fr
+        JOIN frame f ON f.id = fr.frame_id
+        LEFT JOIN section_grade g ON g.section_id = fr.section_id AND g.current
+        WHERE fr.section_id IS NOT NULL AND (g.id IS NULL OR f.created_at > g.checked_at)
+    ) dirty
+    LIMIT :limit
+    """
+)
+
+
+def dirty_sections(session: Session, limit: int = 5000) -> list[str]:
+    """Sections to regrade because something about them changed since they were last checked."""
+    return sorted(str(r) for r in session.scalars(_DIRTY_SQL, {"limit": limit}))
+
+
+def regrade_dirty(
+    sessions: sessionmaker[Session], config: GradingConfig, now: datetime, limit: int = 5000
+) -> int:
+    """Regrade the sections that changed (every few minutes in a worker); returns how many grades changed."""
+    with sessions() as session, session.begin():
+        ids = dirty_sections(session, limit)
+        return recompute(session, config, now, ids) if ids else 0

@@ -210,3 +210,27 @@ def test_sections_api_lists_worst_first_and_shows_components_sites_history(
     csv = client.get("/api/v1/sections.csv", auth=viewer).text.splitlines()
     assert csv[0].startswith("id,name,from_name") and len(csv) == 4
     assert client.get("/api/v1/sections").status_code == 401
+
+
+def test_only_changed_sections_are_regraded(sessions: sessionmaker[Session]) -> None:
+    from service.db.grades import dirty_sections, regrade_dirty
+
+    with transaction(sessions) as s:
+        _frames(s, "w1:0", [(0, 50)], day=3)
+        pothole = _site(s, "w1:0", "D40", 0.6)
+        assert dirty_sections(s) == ["w1:0"]  # never graded, has a site and frames (w1:1, w1:2 have none)
+    assert regrade_dirty(sessions, CONFIG, datetime.now(UTC)) == 1  # checked_at against the server's clock
+    with sessions() as s:
+        assert dirty_sections(s) == []  # checked now: nothing to do
+    with transaction(sessions) as s:  # a decision on the site (its updated_at moves)
+        site = s.get(DamageSite, pothole)
+        assert site is not None
+        site.status = "repaired"
+    with sessions() as s:
+        assert dirty_sections(s) == ["w1:0"]
+    later = datetime.now(UTC)
+    assert regrade_dirty(sessions, CONFIG, later) == 1
+    with sessions() as s:
+        row = s.scalar(select(SectionGrade).where(SectionGrade.current, SectionGrade.section_id == "w1:0"))
+        assert row is not None and row.grade == 1.0  # the repaired pothole no longer counts
+        assert dirty_sections(s) == []

@@ -13,6 +13,7 @@ from service.db.engine import make_engine, make_sessionmaker, transaction
 from service.db.store import ImageStore
 from service.db.tables import ModelVersion
 from service.domain.anonymize import PrivacyConfig, load_privacy_detector
+from service.domain.grades import GradingConfig, load_grading
 from service.domain.ranking import DEFAULT_CONFIG, RankingConfig, load_config
 from service.settings import Settings
 from service.worker.pipeline import WorkerContext
@@ -48,6 +49,11 @@ def register_model(sessions: sessionmaker[Session], path: Path) -> int:
 def ranking_config(settings: Settings) -> RankingConfig:
     """The ranking configuration in use: ``ROADWATCH_RANKING_CONFIG``, else the built-in default."""
     return load_config(settings.ranking_config) if settings.ranking_config else DEFAULT_CONFIG
+
+
+def grading_config(settings: Settings) -> GradingConfig:
+    """The grading tables in use: ``ROADWATCH_GRADING_CONFIG``, else the shipped grading.yaml."""
+    return load_grading(settings.grading_config)
 
 
 def worker_context(settings: Settings) -> WorkerContext:

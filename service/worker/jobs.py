@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import procrastinate
@@ -50,6 +51,24 @@ def make_app(settings: Settings, context: WorkerContext | None = None) -> procra
         from service.db.sites import rescore_all
 
         return rescore_all(ctx().sessions, ctx().ranking)
+
+    @app.periodic(cron="*/5 * * * *", periodic_id="regrade")
+    @app.task(name="regrade_sections", queue=QUEUE, queueing_lock="regrade_sections")
+    def regrade_sections(timestamp: int) -> int:
+        """Every 5 minutes: regrade the road sections whose sites or coverage changed."""
+        from service.db.grades import regrade_dirty
+        from service.worker.context import grading_config
+
+        return regrade_dirty(ctx().sessions, grading_config(ctx().settings), datetime.now(UTC))
+
+    @app.periodic(cron="29 3 * * *", periodic_id="regrade_all")
+    @app.task(name="regrade_all_sections", queue=QUEUE, queueing_lock="regrade_all_sections")
+    def regrade_all_sections(timestamp: int) -> int:
+        """Nightly: every section (surveys age out of the period; a new grading config takes effect)."""
+        from service.db.grades import recompute_all
+        from service.worker.context import grading_config
+
+        return recompute_all(ctx().sessions, grading_config(ctx().settings), datetime.now(UTC))["changed"]
 
     @app.periodic(cron="43 2 * * *", periodic_id="retention")
     @app.task(name="enforce_retention", queue=QUEUE, queueing_lock="enforce_retention")

@@ -24,6 +24,8 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), primary_key=True),
         sa.Column("section_id", sa.String(length=100), nullable=False),
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+        # when the inputs were last looked at (a regrade that changed nothing moves only this)
+        sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("grade", sa.Float(), nullable=True),
         sa.Column("status", sa.String(length=30), nullable=False),
         sa.Column("colour_class", sa.String(length=10), nullable=True),
