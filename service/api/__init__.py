@@ -16,6 +16,7 @@ def routers() -> list[APIRouter]:
         frames,
         health,
         labelstudio_webhook,
+        ogc,
         sections,
         sites,
         upload,
@@ -31,4 +32,5 @@ def routers() -> list[APIRouter]:
         work_orders.router,
         sections.router,
         labelstudio_webhook.router,
+        ogc.router,
     ]
