@@ -18,7 +18,7 @@ from geotag.earth import (
     metres_per_degree_lon,
     offset,
 )
-from geotag.exif import ExifInfo, read_exif
+from geotag.exif import ExifInfo, read_exif, with_exif
 from geotag.track import Fix, Track, TrackError, interpolate, parse_gpx, parse_nmea, parse_track
 
 __all__ = [
@@ -38,4 +38,5 @@ __all__ = [
     "parse_nmea",
     "parse_track",
     "read_exif",
+    "with_exif",
 ]

@@ -158,3 +158,52 @@ def read_exif(data: bytes) -> ExifInfo:
         return info
     info.fix = _gps_fix(gps, gps_time or info.captured_at, info)
     return info
+
+
+def _dms_rationals(value: float) -> tuple[float, float, float]:
+    value = abs(value)
+    degrees = int(value)
+    minutes = int((value - degrees) * 60)
+    return float(degrees), float(minutes), round((value - degrees - minutes / 60) * 3600, 4)
+
+
+def _exif_payload(when: datetime, fix: Fix | None) -> bytes:
+    exif = Image.Exif()
+    utc = when.astimezone(UTC)
+    exif[_EXIF_IFD] = {0x9003: utc.strftime("%Y:%m:%d %H:%M:%S"), 0x9011: "+00:00"}
+    if fix is not None:
+        gps: dict[int, Any] = {
+            1: "N" if fix.lat >= 0 else "S",
+            2: _dms_rationals(fix.lat),
+            3: "E" if fix.lon >= 0 else "W",
+            4: _dms_rationals(fix.lon),
+            7: (float(fix.time.hour), float(fix.time.minute), float(fix.time.second)),
+            29: fix.time.strftime("%Y:%m:%d"),
+        }
+        if fix.heading is not None:
+            gps[16], gps[17] = "T", round(float(fix.heading), 2)
+        if fix.speed is not None:
+            gps[12], gps[13] = "K", round(fix.speed * 3.6, 2)
+        exif[_GPS_IFD] = gps
+    return bytes(exif.tobytes())
+
+
+def with_exif(jpeg: bytes, when: datetime, fix: Fix | None = None) -> bytes:
+    """The JPEG with its EXIF replaced by a capture time (UTC) and, given a fix, GPS position, time,
+    direction and speed. The image data is copied unchanged (no re-encoding). ValueError if not a JPEG."""
+    if jpeg[:2] != b"\xff\xd8":
+        raise ValueError(f"expected a JPEG (FF D8), got {jpeg[:2].hex()}")
+    pos, segments = 2, []
+    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF and jpeg[pos + 1] not in (0xDA, 0xD9):
+        end = pos + 2 + int.from_bytes(jpeg[pos + 2 : pos + 4], "big")
+        segment = jpeg[pos:end]
+        if not (segment[1] == 0xE1 and segment[4:10] == b"Exif\x00\x00"):
+            segments.append(segment)
+        pos = end
+    payload = _exif_payload(when, fix)
+    if len(payload) + 2 > 0xFFFF:
+        raise ValueError(f"EXIF of {len(payload)} bytes does not fit one APP1 segment")
+    app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    jfif = [s for s in segments if s[1] == 0xE0]  # APP0 (JFIF) stays first
+    rest = [s for s in segments if s[1] != 0xE0]
+    return b"\xff\xd8" + b"".join(jfif) + app1 + b"".join(rest) + jpeg[pos:]

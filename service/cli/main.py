@@ -59,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     _user_parser(sub)
     sub.add_parser("retention", help="delete images older than ROADWATCH_RETENTION_DAYS now")
     sub.add_parser("transparency", help="print the transparency record (JSON)")
-    sub.add_parser("demo", help="create the demo vehicle (new token each time) and an admin on first run")
-    from service.cli import roads
+    from service.cli import demo, roads
 
+    demo.add_parser(sub)
     roads.add_parser(sub)
     _labelstudio_parser(sub)
     return parser
@@ -194,6 +194,12 @@ def _admin(settings: Settings, args: argparse.Namespace, parser: argparse.Argume
     return run_admin(settings, args)
 
 
+def _demo(settings: Settings, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from service.cli import demo
+
+    return demo.run(settings, args) if args.action else _admin(settings, args, parser)
+
+
 Command = Callable[["Settings", argparse.Namespace, argparse.ArgumentParser], int]
 COMMANDS: dict[str, Command] = {
     "migrate": _migrate,
@@ -205,7 +211,7 @@ COMMANDS: dict[str, Command] = {
     "roads": _roads,
     "vehicle": _admin,
     "user": _admin,
-    "demo": _admin,
+    "demo": _demo,
 }
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db.tables import Vehicle
+from service.domain.demo import DEMO_PREFIX, is_demo_vehicle
 
 TOKEN_PREFIX = "rwv_"
 
@@ -27,10 +28,17 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def add_vehicle(session: Session, name: str, **camera: float) -> tuple[Vehicle, str]:
-    """Create a vehicle; returns it and its token (the only time the token is visible)."""
+def add_vehicle(session: Session, name: str, *, demo: bool = False, **camera: float) -> tuple[Vehicle, str]:
+    """Create a vehicle; returns it and its token (the only time the token is visible). Names starting
+    with ``demo:`` mark demo vehicles (service/domain/demo.py) and need ``demo=True``."""
     if not name or len(name) > 200 or "\x00" in name:
         raise ValueError("the vehicle name needs 1 to 200 characters and no NUL")
+    if is_demo_vehicle(name) != demo:
+        raise ValueError(
+            f"names starting with {DEMO_PREFIX!r} are reserved for the demo vehicle, got {name!r}"
+            if not demo
+            else f"a demo vehicle's name starts with {DEMO_PREFIX!r}, got {name!r}"
+        )
     if session.scalar(select(Vehicle).where(Vehicle.name == name)):
         raise ValueError(f"a vehicle named {name!r} exists already")
     token = new_token()
