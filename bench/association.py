@@ -435,7 +435,7 @@ def _tracked(session, frames: list[SimFrame], radius: float, search: float) -> l
             " VALUES ('bench', md5(random()::text), 1.4, 10, 100, true) RETURNING id"
         )
     ).scalar_one()
-    config = AssociationConfig(radius_m=radius, search_m=max(radius, search))
+    config = AssociationConfig(radius_m=radius)  # registers within its own reach (search_m 20 m)
     ids: dict[tuple[int, int], int] = {}
     for drive in sorted({f.drive for f in frames}):
         inputs = []

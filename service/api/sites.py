@@ -10,6 +10,7 @@ from sqlalchemy import Select, func, select
 
 from service.access.deps import SessionDep, ViewerDep
 from service.api.schemas import SiteCollection, SiteFeature
+from service.db.drives import track_properties, tracks_of
 from service.db.road_tables import RoadSection
 from service.db.sites import get_site, ranked, site_feature, stream_sites
 from service.db.tables import DamageSite, Frame, ModelVersion, Observation
@@ -129,4 +130,6 @@ def site_detail(site_id: str, session: SessionDep, user: ViewerDep) -> dict[str,
         }
         for obs, frame, model_name in rows
     ]
+    # How the site was formed: its tracks, each with its drive's GPS offset and support (issue 13).
+    feature["properties"]["tracks"] = [track_properties(t, d) for t, d in tracks_of(session, site.id)]
     return feature

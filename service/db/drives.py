@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Index, Integer, String, func
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Index, Integer, String, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from service.db.tables import Base
 
@@ -75,3 +75,43 @@ class TrackObservation(Base):
         ForeignKey("observation.id", ondelete="CASCADE"), primary_key=True
     )
     track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"), index=True)
+
+
+def tracks_of(session: Session, site_id: int) -> list[tuple[Track, Drive]]:
+    """The tracks that formed or joined a site, oldest first, each with its drive."""
+    rows = session.execute(
+        select(Track, Drive)
+        .join(Drive, Drive.id == Track.drive_id)
+        .where(Track.site_id == site_id)
+        .order_by(Track.first_seen, Track.id)
+    ).all()
+    return [(track, drive) for track, drive in rows]
+
+
+def track_properties(track: Track, drive: Drive) -> dict[str, Any]:
+    """A track and its drive's GPS offset and support, as the API shows them."""
+    return {
+        "id": track.id,
+        "class": track.class_name,
+        "sightings": track.sightings,
+        "observations": track.n_observations,
+        "size_m": track.size_m,
+        "max_confidence": round(track.max_confidence, 4),
+        "first_seen": track.first_seen.isoformat(),
+        "last_seen": track.last_seen.isoformat(),
+        "joined_known_site": track.match_m is not None,  # False: the site was new in its drive
+        "match_m": None if track.match_m is None else round(track.match_m, 2),
+        "drive": {
+            "id": drive.id,
+            "vehicle_id": drive.vehicle_id,
+            "started_at": drive.started_at.isoformat() if drive.started_at else None,
+            "ended_at": drive.ended_at.isoformat() if drive.ended_at else None,
+            "offset_e_m": round(drive.offset_e_m, 2),
+            "offset_n_m": round(drive.offset_n_m, 2),
+            "drift_m": None if drive.drift_m is None else round(drive.drift_m, 2),
+            "support": drive.support,
+            "candidates": drive.candidates,
+            "reference": drive.reference,
+            "algorithm": drive.algorithm,
+        },
+    }

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -112,14 +112,16 @@ class Config:
     revisit_merge_m: float = 4.0
     revisit_after_m: float = 100.0
     size_range_m: float = 12.0
-    search_m: float = 12.0  # registration: how far a track may be from a known site it proposes
+    search_m: float = 20.0  # registration: how far a track may be from a known site it proposes
     inlier_m: float = 1.5
     drift_sigma_m: float = 80.0  # registration: local (drift) correction, Gaussian along the drive
     drift_window_m: float = 200.0
     max_drift_m: float = 8.0
     drift_penalty: float = 0.15  # per metre from the drive offset, in votes
     gate_m: float = 4.0  # assignment: farthest a (corrected) track may be from the site it joins
-    registered_gate_m: float = 3.5  # the same for a drive registered with support >= 2
+    smooth_window_s: float = 3.5  # GPS fixes: straight-line fit over the frames this close in time
+    smooth_max_m: float = 1.5
+    registered_gate_m: float = 5.0  # the same for a drive registered with support >= 2
 
     def compatible_with(self, a: str, b: str) -> bool:
         return a == b or b in self.compatible.get(a, ())
@@ -380,16 +382,16 @@ def _finish(t: _Open, frames: Sequence[FrameInput], along: Sequence[float], conf
     frame_indices = sorted({f for f, _, _, _ in t.members})
     return Track(
         sighting_keys=tuple(s.key for _, s, _, _ in t.members),
-        frame_keys=tuple(frames[f].key for f in frame_indices),
+        frame_keys=tuple(frames[f].key for f in sorted(frame_indices, key=lambda f: along[f])),
         class_name=t.class_name,
         class_votes=dict(t.votes),
         east=e,
         north=n,
         size_m=sizes[len(sizes) // 2] if sizes else None,
         max_confidence=max(s.confidence for _, s, _, _ in t.members),
-        first_seen=frames[frame_indices[0]].seen_at,
-        last_seen=frames[frame_indices[-1]].seen_at,
-        along_m=along[frame_indices[0]],
+        first_seen=min(frames[f].seen_at for f in frame_indices),
+        last_seen=max(frames[f].seen_at for f in frame_indices),
+        along_m=min(along[f] for f in frame_indices),
         weights=weights,
     )
 
@@ -460,6 +462,46 @@ def _merge_revisits(tracks: list[Track], config: Config) -> list[Track]:
     return [alive[k] for k in sorted(alive)]
 
 
+def smooth_fixes(frames: Sequence[FrameInput], config: Config) -> list[FrameInput]:
+    """The frames with their GPS fixes (and their sightings with them) moved onto a straight-line fit
+    of the neighbouring fixes within ``smooth_window_s``: a vehicle moves smoothly, the fix jitters by
+    half a metre from one photo to the next. A fix the fit would move by more than ``smooth_max_m``
+    (a turn, a jump) stays as it is."""
+    if not frames or config.smooth_window_s <= 0:
+        return list(frames)
+    origin = (frames[0].lat, frames[0].lon)
+    pts = [to_local(f.lat, f.lon, origin) for f in frames]
+    out = []
+    for i, f in enumerate(frames):
+        near = [
+            j
+            for j in range(max(0, i - 8), min(len(frames), i + 9))
+            if abs((frames[j].seen_at - f.seen_at).total_seconds()) <= config.smooth_window_s
+        ]
+        if len(near) < 3:
+            out.append(f)
+            continue
+        t = [(frames[j].seen_at - f.seen_at).total_seconds() for j in near]
+        tm = sum(t) / len(t)
+        stt = sum((x - tm) ** 2 for x in t)
+        fit = []
+        for axis in (0, 1):
+            vals = [pts[j][axis] for j in near]
+            pm = sum(vals) / len(vals)
+            slope = sum((x - tm) * (v - pm) for x, v in zip(t, vals, strict=True)) / stt if stt else 0.0
+            fit.append(pm - slope * tm)  # the fit at this frame's time
+        de, dn = fit[0] - pts[i][0], fit[1] - pts[i][1]
+        if math.hypot(de, dn) > config.smooth_max_m:
+            out.append(f)
+            continue
+        moved = tuple(
+            replace(s, lat=m[0], lon=m[1]) for s in f.sightings for m in [offset(s.lat, s.lon, de, dn)]
+        )
+        lat, lon = offset(f.lat, f.lon, de, dn)
+        out.append(replace(f, lat=lat, lon=lon, sightings=moved))
+    return out
+
+
 def track_drive(
     frames: Sequence[FrameInput], config: Config, origin: tuple[float, float] | None = None
 ) -> list[Track]:
@@ -474,7 +516,12 @@ def track_drive(
                 to_local(f.lat, f.lon, origin), to_local(frames[k - 1].lat, frames[k - 1].lon, origin)
             )
         along.append(travelled)
-    tracks = [_finish(t, frames, along, config) for t in _link(frames, origin, config) if t.members]
+    # Linked backwards in time: the vehicle approaches a defect, so its last sightings are the nearest
+    # and most precise; they found the track, and the far, uncertain ones join the track they fit.
+    backwards, along_back = list(reversed(frames)), list(reversed(along))
+    tracks = [
+        _finish(t, backwards, along_back, config) for t in _link(backwards, origin, config) if t.members
+    ]
     tracks.sort(key=lambda t: (t.along_m, t.first_seen, t.sighting_keys))
     return _merge_revisits(tracks, config)
 
@@ -741,7 +788,7 @@ def plan_drive(frames: Sequence[FrameInput], sites: Sequence[KnownSite], config:
     if not frames:
         return DrivePlan((0.0, 0.0), (), Registration(0.0, 0.0, 0, 0, 0.0, ()), Assignment((), (), ()))
     origin = (frames[0].lat, frames[0].lon)
-    tracks = track_drive(frames, config, origin)
+    tracks = track_drive(smooth_fixes(frames, config), config, origin)
     registration = register_drive(tracks, sites, origin, config)
     return DrivePlan(
         origin, tuple(tracks), registration, assign_tracks(tracks, sites, registration, origin, config)

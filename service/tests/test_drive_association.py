@@ -206,3 +206,31 @@ def test_a_pause_starts_a_new_drive_and_a_late_batch_continues_its_drive(client,
         sites = s.scalars(select(DamageSite).order_by(DamageSite.id)).all()
         assert [site.sightings for site in sites] == [3, 3]
         assert s.scalar(select(func.count()).select_from(Track)) == 6
+
+
+def test_the_api_and_the_site_page_show_the_tracks_and_drives(client, vehicle_token, ctx, staff) -> None:  # type: ignore[no-untyped-def]
+    first = upload(client, vehicle_token, "a.jpg", gps_jpeg(LAT, LON, T0, heading=90.0, seed=41))
+    process_frame(ctx, first)
+    # A day later, 1 m further west: the new drive registers against the first drive's two sites.
+    second = upload(
+        client,
+        vehicle_token,
+        "b.jpg",
+        gps_jpeg(LAT, LON - 0.000015, T0 + timedelta(days=1), heading=90.0, seed=42),
+    )
+    process_frame(ctx, second)
+    with ctx.sessions() as s:
+        site = s.scalars(select(DamageSite).order_by(DamageSite.priority.desc())).first()
+        public_id = str(site.public_id)
+    r = client.get(f"/api/v1/sites/{public_id}", auth=staff["viewer"])
+    assert r.status_code == 200, r.text
+    tracks = r.json()["properties"]["tracks"]
+    assert len(tracks) == 2 and [t["joined_known_site"] for t in tracks] == [False, True]
+    first_drive, second_drive = tracks[0]["drive"], tracks[1]["drive"]
+    assert first_drive["reference"] == "own" and first_drive["support"] == 0
+    assert {"offset_e_m", "offset_n_m", "support", "candidates", "drift_m"} <= set(second_drive)
+    assert tracks[1]["match_m"] is not None and tracks[1]["match_m"] < 2.0
+    page = client.get(f"/sites/{public_id}", auth=staff["viewer"])
+    assert page.status_code == 200
+    assert "How this site was formed" in page.text or "Wie diese Schadstelle entstand" in page.text
+    assert "neue Schadstelle" in page.text or "new site" in page.text

@@ -163,8 +163,9 @@ def test_size_comes_only_from_near_sightings_wholly_on_the_road() -> None:
 
 
 def test_a_far_outlier_does_not_move_the_track() -> None:
-    frames = [frame(k, sighting(5.0, 0.0, distance=6.0)) for k in range(4)]
-    frames.append(frame(4, sighting(7.6, 0.0, distance=10.0)))  # linked (the gate grows), then dropped
+    # Seen first from afar (the gate grows with the distance, so it is linked), then dropped from the mean.
+    frames = [frame(0, sighting(7.6, 0.0, distance=10.0))]
+    frames += [frame(k, sighting(5.0, 0.0, distance=6.0)) for k in range(1, 5)]
     (track,) = track_drive(frames, CFG, ORIGIN)
     assert track.sightings == 5 and track.east == pytest.approx(5.0, abs=0.01)
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from service.access.deps import ReviewerDep, SessionDep, ViewerDep
 from service.access.sessions import check_csrf_form
 from service.db.decisions import DecisionError, allowed_actions, decide, decisions_of
+from service.db.drives import tracks_of
 from service.db.engine import transaction
 from service.db.sites import get_site, ranked
 from service.db.tables import DamageSite, Frame, ModelVersion, Observation, WorkOrder, WorkOrderSite
@@ -143,6 +144,7 @@ def site_context(session: SessionDep, site: DamageSite) -> dict[str, Any]:
         "lat": p.y,
         "lon": p.x,
         "photos": list(photos.values()),
+        "tracks": tracks_of(session, site.id),  # how the site was formed (drives, GPS offsets)
         "history": history,
         "models": models,
         "orders": orders,

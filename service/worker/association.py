@@ -195,15 +195,17 @@ DRIVE_LOOKAROUND = timedelta(hours=12)
 
 @dataclass(frozen=True)
 class AssociationConfig:
-    radius_m: float = 4.0  # farthest a track may be from the site it joins
-    search_m: float = 12.0  # farthest a track may be from a known site it registers against
+    radius_m: float = 4.0  # farthest a track of an unregistered drive may be from the site it joins
+    # Farthest a track may be from a known site it registers against: two drives' GPS errors of 2-8 m
+    # each plus drift put the same defect up to about 20 m apart.
+    search_m: float = tracking.Config.search_m
 
     def tracking(self) -> tracking.Config:
         return tracking.Config(
             compatible=COMPATIBLE,
             search_m=self.search_m,
             gate_m=self.radius_m,
-            registered_gate_m=min(self.radius_m, tracking.Config.registered_gate_m),
+            registered_gate_m=max(self.radius_m, tracking.Config.registered_gate_m),
         )
 
 
@@ -338,6 +340,7 @@ def associate_segment(
     """
     cfg = config.tracking()
     origin = (frames[0].lat, frames[0].lon) if frames else (0.0, 0.0)
+    frames = tracking.smooth_fixes(frames, cfg)
     tracks = tracking.track_drive(frames, cfg, origin)
     raw = [tracking.from_local(t.east, t.north, origin) for t in tracks]
     reach = config.search_m + config.radius_m

@@ -129,7 +129,7 @@ def process_frame(ctx: WorkerContext, frame_id: int) -> str:
         associate_ready(
             ctx.sessions,
             frame_id,
-            config=AssociationConfig(ctx.settings.association_radius_m, ctx.settings.association_search_m),
+            config=AssociationConfig(radius_m=ctx.settings.association_radius_m),
             model_version_id=ctx.model_version_id,
             ranking=ctx.ranking,
         )
