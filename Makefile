@@ -7,7 +7,7 @@ DATA ?= ../shared/data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help setup system-deps test lint run db-start db-stop dataset train train-v1 release bench clean labelstudio-start labelstudio-stop adapt
+.PHONY: help setup system-deps test lint run db-start db-stop dataset train train-v1 release bench clean labelstudio-start labelstudio-stop adapt demo
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -87,3 +87,6 @@ clean: db-stop labelstudio-stop
 
 run: setup ## Set up, start PostGIS, migrate, start a worker and the API (prints URL and demo token)
 	HOST=$(HOST) PORT=$(PORT) scripts/run.sh
+
+demo: setup ## `make run` plus the sample drives sent through the uploader (remove: python -m service demo remove)
+	HOST=$(HOST) PORT=$(PORT) DEMO=yes scripts/run.sh

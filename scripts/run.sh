@@ -12,7 +12,8 @@ $PY -m service migrate >/dev/null
 $PY -m service demo >/tmp/roadwatch-demo.json
 $PY -m service worker &
 WORKER=$!
-cleanup() { kill "$WORKER" 2>/dev/null || true; wait "$WORKER" 2>/dev/null || true; scripts/devdb.sh stop; }
+DEMO_PID=""
+cleanup() { [ -z "$DEMO_PID" ] || kill "$DEMO_PID" 2>/dev/null || true; kill "$WORKER" 2>/dev/null || true; wait "$WORKER" 2>/dev/null || true; scripts/devdb.sh stop; }
 trap cleanup EXIT INT TERM
 $PY - "$HOST" "$PORT" <<'PYEOF'
 import json, sys
@@ -26,4 +27,17 @@ Upload:  curl -H "Authorization: Bearer {demo['vehicle_token']}" -F images=@phot
 Sites:   curl -u {demo['admin_user']}:PASSWORD http://{host}:{port}/api/v1/sites
 """, flush=True)
 PYEOF
+# The sample drives (`make demo`, or `make run` while the database holds no data): sent through the
+# uploader once the API below answers; `python -m service demo remove` deletes them (service/cli/demo.py).
+DEMO="${DEMO:-auto}"
+if [ "$DEMO" = auto ] && $PY -m service demo status 2>/dev/null | grep -q '"load_on_start": true'; then
+  echo "The database is empty: loading the demo drives (sample photos, marked demo; remove: python -m service demo remove)"
+  DEMO=yes
+fi
+if [ "$DEMO" = yes ]; then
+  mkdir -p var
+  ( $PY -m service demo load --server "http://$HOST:$PORT" --wait 300 --announce >var/demo-load.json \
+    || echo "demo load failed (var/demo-load.json)" ) &
+  DEMO_PID=$!
+fi
 $PY -m service serve --host "$HOST" --port "$PORT"

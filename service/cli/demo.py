@@ -58,6 +58,7 @@ from service.settings import PROJECT_ROOT, Settings
 SAMPLES = PROJECT_ROOT / "samples"
 EXTRAS = ("ultralytics/bus.jpg", "ultralytics/zidane.jpg")  # people and vehicles: the privacy path
 NETWORK_ENV = "ROADWATCH_DEMO_NETWORK"
+REMOVED_MARK = "demo-removed"  # in DATA_DIR: `demo remove` ran, `make run` loads no demo again
 _UPLOADER = (sys.executable, "-m", "uploader", "send")
 _UPLOADER_FLAGS = ("--no-progress", "--quiet", "--settle-s", "0.5")
 _FRAME_NO = re.compile(r"_(\d{6})\.jpg$")
@@ -77,6 +78,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--wait", type=float, default=0.0, help="load: wait up to S seconds for the workers")
     p.add_argument("--network", type=Path, help=f"load: the demo's .osm.pbf (env {NETWORK_ENV})")
+    p.add_argument("--announce", action="store_true", help="load: also say on stderr what to open")
 
 
 # --- the inputs -----------------------------------------------------------------------------------------
@@ -183,7 +185,11 @@ def ensure_vehicle(sessions: sessionmaker[Session]) -> tuple[str, int]:
 
 
 def _wait_http(server: str, timeout_s: float) -> None:
+    import logging
+
     import httpx
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     deadline = time.monotonic() + timeout_s
     while True:
@@ -265,6 +271,7 @@ def load(settings: Settings, sessions: sessionmaker[Session], args: argparse.Nam
     }
     token, frames = ensure_vehicle(sessions)
     out["vehicle"] = DEMO_VEHICLE
+    (settings.data_dir / REMOVED_MARK).unlink(missing_ok=True)
     if frames:
         return {**out, "loaded": False, "reason": f"{DEMO_VEHICLE} has {frames} frames: `demo remove` first"}
     root = settings.data_dir / "demo"
@@ -315,15 +322,40 @@ def remove(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, Any
         uploads.delete(k) for k in purged.upload_keys
     )
     shutil.rmtree(settings.data_dir / "demo", ignore_errors=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / REMOVED_MARK).write_text("`make run` loads the demo drives only without this file\n")
     return {**purged.summary(), "image_files": files, "network": "kept (`roads import` replaces it)"}
 
 
-def status(sessions: sessionmaker[Session]) -> dict[str, Any]:
+def status(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, Any]:
+    """Demo frames and sites; ``load_on_start``: the database is empty and the demo was never removed
+    here (``make run`` then loads it)."""
     with sessions() as session:
         sites = len(demo_site_ids(session))
         real = has_non_demo_data(session)
     frames = frame_counts(sessions)
-    return {"frames": frames, "sites": sites, "real_data": real, "empty": not real and not frames}
+    removed = (settings.data_dir / REMOVED_MARK).exists()
+    return {
+        "frames": frames,
+        "sites": sites,
+        "real_data": real,
+        "removed_before": removed,
+        "load_on_start": not real and not frames and not removed,
+    }
+
+
+def announcement(result: dict[str, Any], server: str) -> str:
+    """What ``make demo`` says once the drives are in (``load --announce``)."""
+    if not result.get("loaded"):
+        return f"Demo: {result.get('reason')}"
+    photos = sum(d["photos"] for d in result["drives"])
+    took = result.get("processed_s", result["sent_s"])
+    return (
+        f"Demo ready after {took:.0f} s: {photos} photos of two drives (uploader -> API -> worker -> PostGIS), "
+        f"{result.get('sites', '?')} damage sites. Open {server.rstrip('/')}/sites, log in as admin: the ranked "
+        "list and the map; click a site for its blurred photos with the model's boxes. "
+        "Remove the demo data: python -m service demo remove"
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -331,10 +363,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.action == "load":
             result = load(settings, sessions, args)
+            if args.announce:
+                print("\n" + announcement(result, args.server) + "\n", file=sys.stderr, flush=True)
         elif args.action == "remove":
             result = remove(settings, sessions)
         else:
-            result = status(sessions)
+            result = status(settings, sessions)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
