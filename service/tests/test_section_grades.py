@@ -11,7 +11,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.engine import make_engine, make_sessionmaker, transaction
-from service.db.grades import SectionGrade, recompute, recompute_all, section_surveys, sections_of_sites
+from service.db.grades import (
+    SectionGrade,
+    recompute,
+    recompute_all,
+    section_refs,
+    section_surveys,
+    sections_of_sites,
+)
 from service.db.road_tables import FrameQuality, FrameRoad, RoadSection, SiteSurvey
 from service.db.tables import DamageSite, Frame, UploadBatch, point
 from service.db.vehicles import add_vehicle
@@ -108,9 +115,7 @@ def test_coverage_is_the_union_of_usable_frames_and_passes_are_vehicle_days(
         _frames(s, "w1:0", [(0, 20), (15, 35)], day=3)  # 35 m of 50 seen on one pass
         _frames(s, "w1:0", [(30, 45)], day=10)  # a second pass adds 35..45
         _frames(s, "w1:0", [(45, 50)], day=2, usable=False)  # blurred: driven, not usable
-        surveys = section_surveys(
-            s, list(s.scalars(select(RoadSection).order_by(RoadSection.id))), CONFIG, NOW
-        )
+        surveys = section_surveys(s, section_refs(s, ["w1:0", "w1:1", "w1:2"]), CONFIG, NOW)
     w0 = surveys["w1:0"]
     assert w0.surveyed_share == pytest.approx(45 / 50)
     assert w0.passes == 2 and w0.last_pass == NOW - timedelta(days=3, seconds=-1)
