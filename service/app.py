@@ -10,11 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.sessions import SessionMiddleware
 
 from service import api, web
 from service.access.limits import BodyLimits, RequestLimits, token_checker
-from service.access.sessions import session_secret
+from service.access.sessions import SessionCookies, session_secret
 from service.access.throttle import BasicCache, LoginThrottle
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.store import ImageStore
@@ -88,14 +87,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in api.routers():
         app.include_router(router)
-    # Staff web app: signed session cookie (HttpOnly, SameSite=Lax), its pages, static files, JSON API.
+    # Staff web app: signed session cookie (HttpOnly, SameSite=Lax, Secure off loopback), its pages,
+    # static files, JSON API.
     app.add_middleware(
-        SessionMiddleware,
+        SessionCookies,
+        secure=settings.session_https_only,
         secret_key=session_secret(settings),
         session_cookie="roadwatch_session",
         max_age=settings.session_max_age_s,
-        same_site="lax",
-        https_only=settings.session_https_only,
     )
     # Outermost of ours: body limits and the upload's vehicle token before anything reads the body.
     app.add_middleware(

@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     # in data_dir/session_secret (mode 0600), so restarts and several processes on one machine share it.
     session_secret: SecretStr | None = None
     session_max_age_s: int = Field(8 * 3600, ge=60)
-    session_https_only: bool = False  # set true behind HTTPS: the cookie then carries the Secure flag
+    # The cookie's Secure flag: None (default) on unless served over plain HTTP on loopback (127.0.0.1,
+    # ::1, localhost); true always; false never (plain HTTP on a trusted network only).
+    session_https_only: bool | None = None
     # Staff logins (web form and HTTP Basic): this many failures for one user name within the window
     # lock that name for the rest of the window.
     login_max_failures: int = Field(10, ge=1)

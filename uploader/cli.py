@@ -9,6 +9,7 @@ is finished, then the summary is printed. The token comes from ``--token-file``,
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -45,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         "--server",
         default=os.environ.get("ROADWATCH_SERVER"),
         help="e.g. https://roadwatch.example (env ROADWATCH_SERVER)",
+    )
+    up.add_argument(
+        "--insecure", action="store_true", help="allow plain http:// to a server that is not on this machine"
     )
     up.add_argument("--token", help="vehicle token (prefer --token-file or env ROADWATCH_TOKEN)")
     up.add_argument("--token-file", type=Path, help="file holding the vehicle token")
@@ -117,6 +121,23 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--server URL is needed (or env ROADWATCH_SERVER)")
     if args.server and not args.server.startswith(("http://", "https://")):
         raise UsageError(f"--server: expected http(s)://host[:port], got {args.server!r}")
+    if args.server and args.server.startswith("http://") and not args.insecure:
+        host = httpx.URL(args.server).host
+        if not _is_loopback(host):
+            raise UsageError(
+                f"--server {args.server}: plain http:// to {host} would send the vehicle token and photos "
+                "unencrypted; use https:// (or --insecure on a trusted network)"
+            )
+
+
+def _is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: plain HTTP never leaves the machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def run(args: argparse.Namespace, transport: httpx.BaseTransport | None = None) -> tuple[dict[str, Any], int]:

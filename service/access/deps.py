@@ -55,22 +55,44 @@ def current_vehicle(
 VehicleDep = Annotated[Vehicle, Depends(current_vehicle)]
 
 
+SESSION_USER, SESSION_VERSION = "user_id", "sv"
+
+
+def start_session(request: Request, user: User) -> None:
+    """The web session of a user who just logged in (or changed the password): valid until the
+    user's ``session_version`` changes."""
+    request.session[SESSION_USER] = user.id
+    request.session[SESSION_VERSION] = user.session_version
+
+
+def session_user(request: Request, session: Session) -> User | None:
+    """The active user of the web session cookie, if the session is still valid: made with the user's
+    current session version (logout, deactivation and a password change raise it)."""
+    user_id = request.session.get(SESSION_USER) if "session" in request.scope else None
+    if user_id is None:
+        return None
+    user = session.get(User, user_id)
+    if user is None or not user.active or request.session.get(SESSION_VERSION) != user.session_version:
+        return None
+    return user
+
+
 def current_user(
     request: Request, session: SessionDep, creds: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
 ) -> User:
     """A staff user, from the web session cookie or HTTP Basic credentials (API clients)."""
-    user_id = request.session.get("user_id") if "session" in request.scope else None
-    if user_id is not None:
-        user = session.get(User, user_id)
-        if user is not None and user.active:
-            return user
+    user = session_user(request, session)
+    if user is not None:
+        return user
     if creds is not None:
         cache = request.app.state.basic_cache
         key = cache.key(creds.username, creds.password)
-        cached_id = cache.get(key)
-        if cached_id is not None:
+        cached = cache.get(key)
+        if cached is not None:
+            # Valid only while the password it was verified with is (a change raises the version).
+            cached_id, version = cached
             user = session.get(User, cached_id)
-            if user is not None and user.active:
+            if user is not None and user.active and user.session_version == version:
                 return user
         # Past the cache (credentials verified in the last minute or so): guesses never hit it.
         throttle = request.app.state.login_throttle
@@ -84,7 +106,7 @@ def current_user(
         user = authenticate(session, creds.username, creds.password)
         if user is not None:
             throttle.succeeded(creds.username)
-            cache.put(key, user.id)
+            cache.put(key, (user.id, user.session_version))
             return user
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,

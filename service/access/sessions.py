@@ -1,19 +1,24 @@
 """Web session secret, CSRF tokens, and safe redirects.
 
-The login session is a signed cookie (Starlette's SessionMiddleware: HttpOnly, SameSite=Lax, Secure
-behind HTTPS when configured). Every state-changing form carries the session's CSRF token in a hidden
+The login session is a signed cookie (Starlette's SessionMiddleware: HttpOnly, SameSite=Lax; Secure
+unless the request is served on loopback over plain HTTP, or as configured: :class:`SessionCookies`). It
+holds the user id and the user's session version: logout, deactivation and a password change raise the
+version and so end every session of that user (``access.deps.session_user``). Every state-changing form carries the session's CSRF token in a hidden
 field; JSON API writes authenticated by that cookie (not by HTTP Basic) must send it as ``X-CSRF-Token``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Form, HTTPException, Request, status
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.settings import Settings
 
@@ -42,6 +47,41 @@ def session_secret(settings: Settings) -> str:
             return secret
         time.sleep(0.02)
     raise RuntimeError(f"{path} is empty: delete it to generate a new session secret")
+
+
+def is_loopback(host: Any) -> bool:
+    """127.0.0.0/8, ::1 or localhost."""
+    if not isinstance(host, str) or not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def served_on_loopback(scope: Scope) -> bool:
+    """Plain HTTP to a loopback address (the server's own, as the ASGI server reports it)."""
+    server = scope.get("server") or (None,)
+    return scope.get("scheme") == "http" and is_loopback(server[0])
+
+
+class SessionCookies:
+    """Starlette's SessionMiddleware (SameSite=Lax) with the cookie's Secure flag decided per request:
+    ``secure`` True or False as configured, None (the default) Secure unless :func:`served_on_loopback`."""
+
+    def __init__(
+        self, app: ASGIApp, secure: bool | None, secret_key: str, session_cookie: str, max_age: int
+    ) -> None:
+        self.secure = secure
+        options: dict[str, Any] = {"session_cookie": session_cookie, "max_age": max_age, "same_site": "lax"}
+        self._secure = SessionMiddleware(app, secret_key, https_only=True, **options)
+        self._plain = SessionMiddleware(app, secret_key, https_only=False, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        secure = self.secure if self.secure is not None else not served_on_loopback(scope)
+        await (self._secure if secure else self._plain)(scope, receive, send)
 
 
 def csrf_token(request: Request) -> str:

@@ -16,32 +16,34 @@ from collections.abc import Callable
 class BasicCache:
     """HTTP Basic credentials verified recently (argon2 is slow on purpose, ~0.1 s: API clients
     sending Basic credentials on every request would pay it every time). Keys are hashes of name and
-    password; an entry lives ``ttl_s`` seconds; at most ``max_entries`` (then it starts afresh)."""
+    password; the value is the user's (id, session version) at the time; an entry lives ``ttl_s`` seconds;
+    at most ``max_entries`` (then it starts afresh)."""
 
     def __init__(
         self, ttl_s: float = 60.0, max_entries: int = 1000, clock: Callable[[], float] = time.monotonic
     ):
         self.ttl_s, self.max_entries, self._clock = ttl_s, max_entries, clock
-        self._entries: dict[str, tuple[int, float]] = {}
+        self._entries: dict[str, tuple[tuple[int, int], float]] = {}
         self._lock = threading.Lock()
 
     @staticmethod
     def key(username: str, password: str) -> str:
         return hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
 
-    def get(self, key: str) -> int | None:
-        """The user id verified with these credentials within the last ``ttl_s`` seconds."""
+    def get(self, key: str) -> tuple[int, int] | None:
+        """The user (id, session version) verified with these credentials within the last ``ttl_s``
+        seconds."""
         with self._lock:
             entry = self._entries.get(key)
         if entry is None or entry[1] <= self._clock():
             return None
         return entry[0]
 
-    def put(self, key: str, user_id: int) -> None:
+    def put(self, key: str, user: tuple[int, int]) -> None:
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-            self._entries[key] = (user_id, self._clock() + self.ttl_s)
+            self._entries[key] = (user, self._clock() + self.ttl_s)
 
 
 class LoginThrottle:

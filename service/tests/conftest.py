@@ -51,6 +51,7 @@ def settings(clean_db: str, tmp_path: Path) -> Settings:
         stalled_after_s=3.0,
         max_images_per_batch=10,
         max_pixels=30_000_000,
+        session_https_only=False,  # TestClient speaks plain HTTP to "testserver"
     )
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from uploader.cli import main
+from uploader.cli import _check, _parser, main
+from uploader.errors import UsageError
 from uploader.journal import Journal
 from uploader.tests.helpers import drive, write_photos
 
@@ -46,12 +47,12 @@ def test_cli_does_not_import_the_services_heavy_dependencies() -> None:
         ["send", "{dir}/nope"],
         ["send", "{dir}"],  # no server
         ["send", "{dir}", "--server", "ftp://x"],
-        ["send", "{dir}", "--server", "http://x"],  # no token
-        ["send", "{dir}", "--server", "http://x", "--token", "a", "--token-file", "{dir}/t"],
-        ["send", "{dir}", "--server", "http://x", "--token-file", "{dir}/missing"],
-        ["watch", "{dir}", "--server", "http://x", "--token", "a", "--every-m", "-1"],
-        ["send", "{dir}", "--server", "http://x", "--token", "a", "--batch-size", "0"],
-        ["send", "{dir}", "--server", "http://x", "--token", "a", "--track", "{dir}/none.gpx"],
+        ["send", "{dir}", "--server", "https://x"],  # no token
+        ["send", "{dir}", "--server", "https://x", "--token", "a", "--token-file", "{dir}/t"],
+        ["send", "{dir}", "--server", "https://x", "--token-file", "{dir}/missing"],
+        ["watch", "{dir}", "--server", "https://x", "--token", "a", "--every-m", "-1"],
+        ["send", "{dir}", "--server", "https://x", "--token", "a", "--batch-size", "0"],
+        ["send", "{dir}", "--server", "https://x", "--token", "a", "--track", "{dir}/none.gpx"],
     ],
 )
 def test_usage_errors_exit_2(
@@ -63,6 +64,30 @@ def test_usage_errors_exit_2(
         raise SystemExit(main([a.format(dir=tmp_path) for a in argv]))
     assert exc.value.code == 2
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    ("server", "extra", "refused"),
+    [
+        ("http://roadwatch.example", [], True),
+        ("http://192.168.1.5:8000", [], True),
+        ("http://roadwatch.example", ["--insecure"], False),
+        ("https://roadwatch.example", [], False),
+        ("http://127.0.0.1:8000", [], False),
+        ("http://localhost:8000", [], False),
+        ("http://[::1]:8000", [], False),
+    ],
+)
+def test_plain_http_only_to_loopback_or_with_insecure(
+    server: str, extra: list[str], refused: bool, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    argv = ["send", str(tmp_path), "--server", server, "--token", "rwv_a", "--dry-run", *extra]
+    args = _parser().parse_args(argv)
+    if refused:
+        with pytest.raises(UsageError, match="unencrypted"):
+            _check(args)
+    else:
+        _check(args)
 
 
 def fake_server(tokens: list[str]) -> httpx.MockTransport:
@@ -82,7 +107,7 @@ def test_token_sources_and_auth_error(
     write_photos(tmp_path / "p", drive(2))
     (tmp_path / "token").write_text("rwv_from_file\n")
     monkeypatch.setenv("ROADWATCH_TOKEN", "rwv_from_env")
-    argv = ["send", str(tmp_path / "p"), "--server", "http://x", "--settle-s", "0", "--retries", "1"]
+    argv = ["send", str(tmp_path / "p"), "--server", "https://x", "--settle-s", "0", "--retries", "1"]
     if source == "file":
         argv += ["--token-file", str(tmp_path / "token")]
     tokens: list[str] = []
@@ -96,7 +121,7 @@ def test_status_and_journal_held_by_another_process(tmp_path: Path, capsys) -> N
     write_photos(tmp_path, drive(2))
     with Journal(tmp_path / ".roadwatch-journal.sqlite"):
         assert (
-            main(["send", str(tmp_path), "--server", "http://x", "--token", "rwv_a", "--settle-s", "0"]) == 1
+            main(["send", str(tmp_path), "--server", "https://x", "--token", "rwv_a", "--settle-s", "0"]) == 1
         )
         out = json.loads(capsys.readouterr().out)
         assert "in use by another uploader" in out["error"]

@@ -43,7 +43,9 @@ def batch_counts(app) -> Counter[str]:  # type: ignore[no-untyped-def]
 
 
 def run_cli(argv: list[str], transport, capsys) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
-    status = main([*argv, "--server", "http://testserver", "--settle-s", "0", "--no-progress"], transport)
+    status = main(
+        [*argv, "--server", "http://testserver", "--insecure", "--settle-s", "0", "--no-progress"], transport
+    )
     return status, json.loads(capsys.readouterr().out)
 
 
