@@ -284,26 +284,41 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def summary(aggregated: list[dict[str, Any]]) -> str:
-    def cell(a: dict[str, Any], key: str, digits: int = 3) -> str:
-        m = a[key]
-        if a["runs"] == 1:
-            return f"{m['mean']:.{digits}f}"
-        return f"{m['mean']:.{digits}f} ({m['min']:.{digits}f}-{m['max']:.{digits}f})"
+def _cell(a: dict[str, Any], key: str, digits: int = 3) -> str:
+    """Mean, and the min-max range over seeds when there are several."""
+    m = a[key]
+    if a["runs"] == 1:
+        return f"{m['mean']:.{digits}f}"
+    return f"{m['mean']:.{digits}f} ({m['min']:.{digits}f}-{m['max']:.{digits}f})"
 
-    rows = []
-    for a in aggregated:
-        rows.append(
-            {
-                "corrections": a["size"] or "0 (v2)",
-                "runs": a["runs"],
-                "held-out mAP50": cell(a, "holdout_map50"),
-                "pothole AP50": cell(a, "holdout_pothole_ap50"),
-                "RDD val mAP50": cell(a, "base_map50"),
-                "CPU min": cell(a, "cpu_minutes", 1),
-            }
-        )
+
+def summary_rows(aggregated: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [
+        {
+            "corrections": str(a["size"]) if a["size"] else "0 (v2)",
+            "runs": str(a["runs"]),
+            "held-out mAP50": _cell(a, "holdout_map50"),
+            "pothole AP50": _cell(a, "holdout_pothole_ap50"),
+            "RDD val mAP50": _cell(a, "base_map50"),
+            "CPU min": _cell(a, "cpu_minutes", 1),
+        }
+        for a in aggregated
+    ]
+
+
+def summary(aggregated: list[dict[str, Any]]) -> str:
+    rows = summary_rows(aggregated)
     return table(rows, list(rows[0])) if rows else "(no runs yet)"
+
+
+def markdown(aggregated: list[dict[str, Any]]) -> str:
+    """The summary as a Markdown table (for the model card)."""
+    rows = summary_rows(aggregated)
+    if not rows:
+        return "(no runs yet)"
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(row.values()) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def plot(
@@ -439,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=RESULTS, help="folder for adaptation[-VARIANT].json")
     p.add_argument("--plot", type=Path, help="default: weights/model-card/adaptation-curve[-VARIANT].png")
     p.add_argument("--report-only", action="store_true", help="only rewrite the table, JSON and plot")
+    p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = p.parse_args(argv)
     for folder in (args.rf, args.base):
         if not (folder / "data.yaml").is_file():
@@ -477,6 +493,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             log.info("table so far:\n%s", report(args, recipe, planned))
     print(report(args, recipe, planned))
+    if args.markdown:
+        print(markdown(aggregate(collect(args.out, args.variant))))
     return 0
 
 

@@ -106,3 +106,15 @@ def test_aggregate_gives_mean_min_max_per_size() -> None:
     text = summary(agg)
     assert "0.350 (0.300-0.400)" in text and "0 (v2)" in text
     json.dumps(agg)  # written as JSON
+
+
+def test_markdown_table_has_one_row_per_size() -> None:
+    from bench.adaptation import markdown
+
+    text = markdown(aggregate([_row(0, 0, 0.05, 0.0, 0.77, 0), _row(25, 0, 0.1, 0.0, 0.7, 2.0)]))
+    lines = text.splitlines()
+    assert lines[0].startswith("| corrections | runs | held-out mAP50") and lines[1].startswith("|---|")
+    assert (
+        lines[2].startswith("| 0 (v2) | 1 | 0.050") and lines[3] == "| 25 | 1 | 0.100 | 0.000 | 0.700 | 2.0 |"
+    )
+    assert markdown([]) == "(no runs yet)"
