@@ -17,6 +17,7 @@ def routers() -> list[APIRouter]:
         health,
         labelstudio_webhook,
         ogc,
+        open311,
         sections,
         sites,
         upload,
@@ -33,4 +34,6 @@ def routers() -> list[APIRouter]:
         sections.router,
         labelstudio_webhook.router,
         ogc.router,
+        open311.router,
+        open311.staff_router,
     ]

@@ -59,10 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     _user_parser(sub)
     sub.add_parser("retention", help="delete images older than ROADWATCH_RETENTION_DAYS now")
     sub.add_parser("transparency", help="print the transparency record (JSON)")
-    from service.cli import demo, roads
+    from service.cli import demo, open311, roads
 
     demo.add_parser(sub)
     roads.add_parser(sub)
+    open311.add_parser(sub)
     _labelstudio_parser(sub)
     return parser
 
@@ -188,6 +189,12 @@ def _roads(settings: Settings, args: argparse.Namespace, parser: argparse.Argume
     return roads.run(settings, args)
 
 
+def _open311(settings: Settings, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from service.cli import open311
+
+    return open311.run(settings, args)
+
+
 def _admin(settings: Settings, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from service.cli.admin import run_admin
 
@@ -209,6 +216,7 @@ COMMANDS: dict[str, Command] = {
     "transparency": _records,
     "labelstudio": _labelstudio,
     "roads": _roads,
+    "open311": _open311,
     "vehicle": _admin,
     "user": _admin,
     "demo": _demo,

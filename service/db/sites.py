@@ -195,7 +195,7 @@ def site_properties(site: DamageSite) -> dict[str, Any]:
         "id": str(site.public_id),
         "class": site.class_name,
         "status": site.status,
-        "proposed_by_model": site.status == SiteStatus.OPEN,
+        "proposed_by_model": site.status == SiteStatus.OPEN and not site.citizen_reported,
         "priority": round(site.priority, 2),
         "score_components": site.score_components,
         "ranking_version": site.ranking_version,
@@ -207,6 +207,8 @@ def site_properties(site: DamageSite) -> dict[str, Any]:
         "first_seen": site.first_seen.isoformat(),
         "last_seen": site.last_seen.isoformat(),
         "model_version_id": site.model_version_id,
+        "citizen_reports": site.citizen_reports,  # Open311 reports attached (service/db/open311.py)
+        "citizen_reported": site.citizen_reported,  # created from a citizen's report, not by the model
     }
 
 

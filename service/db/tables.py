@@ -156,6 +156,9 @@ class DamageSite(Base):
     first_seen: Mapped[datetime] = mapped_column()
     last_seen: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    # Open311 (service/db/open311.py): reports attached to the site; created from a report, not by the model.
+    citizen_reports: Mapped[int] = mapped_column(Integer, default=0)
+    citizen_reported: Mapped[bool] = mapped_column(Boolean, default=False)
     observations: Mapped[list[Observation]] = relationship(back_populates="site")
     __table_args__ = (
         CheckConstraint(f"status IN {SITE_STATUSES}", name="site_status"),
