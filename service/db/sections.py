@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service.db.grades import SectionGrade
 from service.db.road_tables import RoadSection, SiteSurvey
 from service.db.roads import section_record
-from service.db.tables import DamageSite
+from service.db.tables import DamageSite, Observation
 from service.domain.grades import CLASS_BOUNDS, INSUFFICIENT
 
 COLOUR_CLASSES = tuple(f"{b:.1f}-{b + 0.5:.1f}" for b in CLASS_BOUNDS)
@@ -130,3 +130,15 @@ def network_summary(session: Session) -> dict[str, Any]:
         "km_insufficient_data": round(insufficient, 3),
         "km_not_graded": round(ungraded, 3),
     }
+
+
+def latest_frames(session: Session, site_ids: list[int]) -> dict[int, int]:
+    """Each site's most recent frame (its photo for reports)."""
+    if not site_ids:
+        return {}
+    rows = session.execute(
+        select(Observation.site_id, func.max(Observation.frame_id))
+        .where(Observation.site_id.in_(site_ids))
+        .group_by(Observation.site_id)
+    ).all()
+    return {int(site_id): int(frame_id) for site_id, frame_id in rows if site_id is not None}

@@ -239,3 +239,36 @@ def test_only_changed_sections_are_regraded(sessions: sessionmaker[Session]) -> 
         row = s.scalar(select(SectionGrade).where(SectionGrade.current, SectionGrade.section_id == "w1:0"))
         assert row is not None and row.grade == 1.0  # the repaired pothole no longer counts
         assert dirty_sections(s) == []
+
+
+def test_streets_pages_show_grades_components_history_and_the_report(
+    sessions: sessionmaker[Session],
+    client,
+    staff,  # type: ignore[no-untyped-def]
+) -> None:
+    with transaction(sessions) as s:
+        _frames(s, "w1:0", [(0, 50)], day=3)
+        _frames(s, "w1:1", [(0, 10)], day=3)
+        _site(s, "w1:0", "D40", 0.6)
+    recompute_all(sessions, CONFIG, NOW)
+    viewer = staff["viewer"]
+    listing = client.get("/streets?lang=en", auth=viewer)
+    assert listing.status_code == 200 and "not a certified survey" in listing.text
+    assert listing.text.index('data-section="w1:0"') < listing.text.index(
+        'data-section="w1:1"'
+    )  # worst first
+    assert "insufficient data" in listing.text and "Mannerheimintie" in listing.text
+    compared = client.get(f"/streets?compare={(NOW - timedelta(days=400)).date().isoformat()}", auth=viewer)
+    assert compared.status_code == 200 and "Grade on" in compared.text  # the language cookie stays English
+    lines = client.get("/streets/map.geojson?colour=2.5-3.0", auth=viewer).json()["features"]
+    assert [f["properties"]["id"] for f in lines] == ["w1:0"] and lines[0]["properties"][
+        "url"
+    ] == "/streets/w1:0"
+    section = client.get("/streets/w1:0?lang=en", auth=viewer)
+    assert (
+        section.status_code == 200 and "Potholes and break-outs" in section.text and "/sites/" in section.text
+    )
+    assert client.get("/streets/none", auth=viewer).status_code == 404
+    report = client.get("/streets/report?lang=en", auth=viewer)
+    assert report.status_code == 200 and "The 1 sections in the worst condition" in report.text
+    assert client.get("/streets?colour=9-10", auth=viewer).status_code == 422

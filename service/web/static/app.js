@@ -82,6 +82,30 @@
     if (b.isValid()) { map.fitBounds(b.pad(0.15), { maxZoom: 17, animate: false }); }
   }
 
+  // The streets page: road sections as lines coloured by their grade class ("none": insufficient data).
+  var GRADE_COLOURS = { "1.0": "#1f5fa8", "1.5": "#2e8b3c", "2.0": "#6aa84f", "2.5": "#c9b200", "3.0": "#e69138",
+    "3.5": "#cc4125", "4.0": "#a61c00", "4.5": "#5b0f00" };
+  if (el.dataset.lines) {
+    fetch(el.dataset.geojson, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+      .then(function (data) {
+        var layer = L.geoJSON(data, {
+          style: function (f) {
+            var c = f.properties.colour_class;
+            return { color: c ? GRADE_COLOURS[c.split("-")[0]] : "#888", weight: 5, opacity: 0.9, dashArray: c ? null : "4 6" };
+          },
+          onEachFeature: function (f, line) {
+            line.bindTooltip(escapeHtml(f.properties.label));
+            line.bindPopup('<a href="' + escapeHtml(f.properties.url) + '">' + escapeHtml(f.properties.label) + "</a>");
+          },
+        }).addTo(map);
+        fit(layer);
+        el.dataset.loaded = String(data.features.length);
+      })
+      .catch(function () { status(text("load_failed")); el.dataset.loaded = "error"; });
+    return;
+  }
+
   // The list page: all filtered sites, clustered; an area can be drawn and put into the filter form.
   if (el.dataset.geojson !== undefined) {
     var bboxInput = document.getElementById("bbox");
