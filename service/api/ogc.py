@@ -1,7 +1,8 @@
 """OGC API - Features (read-only) at ``/ogc``, served by tipg (developmentseed/tipg, built on FastAPI) inside
 the service: landing page, conformance, collections, items (``bbox``, ``limit``, ``offset`` with next links,
 ``datetime``, property filters, ``sortby``), single items; GeoJSON in CRS84 and HTML. QGIS, ArcGIS and GDAL
-(``OAPIF:``) read it.
+(``OAPIF:``) read it. Collections: ``damage_sites`` (the table), ``work_orders`` and ``road_sections`` (with
+the current condition grade and coverage), the latter two views of migration 0010.
 
 tipg reads PostGIS through its own asyncpg pool (opened on the first request, closed with the app), with the
 staff's authentication in front (HTTP Basic or the session, viewer role at least; vehicle tokens open nothing).
@@ -69,7 +70,43 @@ COLLECTIONS: dict[str, Published] = {
             "first_seen",
             "last_seen",
             "ranking_version",
+            "citizen_reports",
+            "citizen_reported",
             "position",
+        ),
+    ),
+    # Views of migration 0010.
+    "public.ogc_work_order": Published(
+        id="work_orders",
+        title="Work orders",
+        description="Sites handed to a road crew as one job, as one MultiPoint of their sites.",
+        pk="id",
+        datetime="updated_at",
+        columns=("id", "title", "crew", "status", "created_at", "updated_at", "n_sites", "geom"),
+    ),
+    "public.ogc_road_section": Published(
+        id="road_sections",
+        title="Road sections",
+        description="Road sections with their current condition grade (1 good .. 5 bad) and survey coverage.",
+        pk="id",
+        datetime="graded_at",
+        columns=(
+            "id",
+            "name",
+            "highway",
+            "surface",
+            "importance",
+            "from_name",
+            "to_name",
+            "length_m",
+            "grade",
+            "grade_status",
+            "colour_class",
+            "surveyed_share",
+            "passes",
+            "last_pass",
+            "graded_at",
+            "geom",
         ),
     ),
 }

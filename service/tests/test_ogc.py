@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from service.db.engine import transaction
 from service.tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,6 +91,7 @@ def csv_rows(out: str) -> list[dict[str, str]]:
 def test_gdal_lists_reads_a_bbox_and_pages(server, settings) -> None:  # type: ignore[no-untyped-def]
     listing = gdal("ogrinfo", "-ro", f"OAPIF:{server}").stdout
     assert re.search(r"^1: damage_sites .*\(Point\)$", listing, re.M), listing
+    assert re.search(r"^2: work_orders ", listing, re.M) and re.search(r"^3: road_sections ", listing, re.M)
 
     summary = gdal("ogrinfo", "-ro", "-so", f"OAPIF:{server}", "damage_sites").stdout
     assert "Geometry: Point" in summary and f"Feature Count: {N_SITES}" in summary
@@ -136,7 +138,9 @@ def test_ogc_core_over_http(client, staff, seeded, vehicle_token) -> None:  # ty
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conformance
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson" in conformance
     assert [c["id"] for c in client.get("/ogc/collections", auth=viewer).json()["collections"]] == [
-        "damage_sites"
+        "damage_sites",
+        "work_orders",
+        "road_sections",
     ]
 
     items = client.get("/ogc/collections/damage_sites/items?limit=7&offset=14", auth=viewer)
@@ -148,7 +152,8 @@ def test_ogc_core_over_http(client, staff, seeded, vehicle_token) -> None:  # ty
     # Only the published columns: no internal or personal fields.
     assert set(page["features"][0]["properties"]) == {
         "public_id", "class_name", "status", "priority", "severity", "size_m", "max_confidence",
-        "sightings", "n_observations", "first_seen", "last_seen", "ranking_version",
+        "sightings", "n_observations", "first_seen", "last_seen", "ranking_version", "citizen_reports",
+        "citizen_reported",
     }  # fmt: skip
 
     # datetime (on last_seen) and property filters.
@@ -172,3 +177,40 @@ def test_ogc_core_over_http(client, staff, seeded, vehicle_token) -> None:  # ty
 
     html = client.get("/ogc/collections/damage_sites/items?f=html", auth=viewer)
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+
+
+def test_work_orders_and_graded_sections(client, app, staff, seeded) -> None:  # type: ignore[no-untyped-def]
+    viewer = staff["viewer"]
+    sites = client.get("/api/v1/sites?limit=3", auth=viewer).json()["features"]
+    order = client.post(
+        "/api/v1/work-orders", json={"title": "Mitte", "sites": [f["properties"]["id"] for f in sites]},
+        auth=staff["reviewer"],
+    ).json()  # fmt: skip
+    with transaction(app.state.sessions) as s:
+        s.execute(
+            text(
+                "INSERT INTO road_section (id, way_id, ordinal, name, importance, importance_source, length_m, geom)"
+                " VALUES ('w1:0', 'w1', 0, 'Hauptstraße', 0.8, 't', 68, ST_GeomFromText('LINESTRING(13.3 52.5, 13.301 52.5)', 4326)),"
+                " ('w2:0', 'w2', 0, 'Nebenweg', 0.2, 't', 68, ST_GeomFromText('LINESTRING(13.5 52.6, 13.501 52.6)', 4326))"
+            )
+        )
+        s.execute(
+            text(
+                "INSERT INTO section_grade (section_id, computed_at, checked_at, grade, status, colour_class,"
+                " config_version, surveyed_share, passes, inputs, current) VALUES"
+                " ('w1:0', '2026-03-01Z', '2026-03-01Z', 2.0, 'old', 'green', 'g1', 0.5, 1, '{}', false),"
+                " ('w1:0', '2026-04-01Z', '2026-04-01Z', 3.5, 'graded', 'orange', 'g1', 0.9, 4, '{}', true)"
+            )
+        )
+    (wo,) = client.get("/ogc/collections/work_orders/items", auth=viewer).json()["features"]
+    assert (
+        wo["id"] == order["id"] and wo["properties"]["title"] == "Mitte" and wo["properties"]["n_sites"] == 3
+    )
+    assert wo["geometry"]["type"] == "MultiPoint" and len(wo["geometry"]["coordinates"]) == 3
+    sections = client.get("/ogc/collections/road_sections/items?sortby=id", auth=viewer).json()["features"]
+    assert [f["id"] for f in sections] == ["w1:0", "w2:0"]
+    graded, ungraded = (f["properties"] for f in sections)
+    assert graded["grade"] == 3.5 and graded["colour_class"] == "orange" and graded["surveyed_share"] == 0.9
+    assert ungraded["grade"] is None and sections[0]["geometry"]["type"] == "LineString"
+    poor = client.get("/ogc/collections/road_sections/items?colour_class=orange", auth=viewer).json()
+    assert poor["numberMatched"] == 1
