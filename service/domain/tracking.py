@@ -114,6 +114,7 @@ class Config:
     size_range_m: float = 12.0
     search_m: float = 20.0  # registration: how far a track may be from a known site it proposes
     inlier_m: float = 1.5
+    min_site_sightings: int = 2  # registration only against sites seen in this many frames
     drift_sigma_m: float = 80.0  # registration: local (drift) correction, Gaussian along the drive
     drift_window_m: float = 200.0
     max_drift_m: float = 8.0
@@ -431,15 +432,30 @@ def merge_limit_m(a: Track, b: Track, config: Config) -> float:
 
 
 def _merge_revisits(tracks: list[Track], config: Config) -> list[Track]:
-    """Tracks that never share a frame and lie within their merge limit: one defect seen twice."""
+    """Tracks that never share a frame and lie within their merge limit: one defect seen twice.
+
+    Matched one-to-one (each track to at most one later track, least total squared distance): when a
+    close pair is driven again, the GPS has drifted by the same amount for both, and only the joint
+    matching keeps each defect with its own earlier track.
+    """
     reach = max(config.merge_m, config.revisit_merge_m)
-    pairs = sorted(
-        (math.dist((a.east, a.north), (b.east, b.north)), i, j)
-        for i, a in enumerate(tracks)
-        for j, b in enumerate(tracks)
-        if i < j and abs(a.east - b.east) <= reach and abs(a.north - b.north) <= reach
-    )
-    alive = dict(enumerate(tracks))
+    frames = [set(t.frame_keys) for t in tracks]
+    pairs: dict[int, dict[int, float]] = {}
+    for i, a in enumerate(tracks):
+        for j, b in enumerate(tracks):
+            if (
+                (a.along_m, i) >= (b.along_m, j)
+                or abs(a.east - b.east) > reach
+                or abs(a.north - b.north) > reach
+            ):
+                continue
+            d = math.dist((a.east, a.north), (b.east, b.north))
+            if (
+                d <= merge_limit_m(a, b, config)
+                and not frames[i] & frames[j]
+                and config.compatible_with(a.class_name, b.class_name)
+            ):
+                pairs.setdefault(i, {})[j] = d
     owner = list(range(len(tracks)))
 
     def root(i: int) -> int:
@@ -447,16 +463,19 @@ def _merge_revisits(tracks: list[Track], config: Config) -> list[Track]:
             i = owner[i]
         return i
 
-    for d, i, j in pairs:
+    matches: list[tuple[float, int, int]] = []
+    for rows, cols in _components(pairs):
+        cost = [[pairs[i][j] ** 2 if j in pairs[i] else _INF for j in cols] for i in rows]
+        # Leaving a track unmatched costs more than any allowed match: as many matches as possible.
+        for i, c in zip(rows, gated_assignment(cost, [reach**2 + 1.0] * len(rows)), strict=True):
+            if c >= 0:
+                matches.append((pairs[i][cols[c]], i, cols[c]))
+    alive = dict(enumerate(tracks))
+    for _, i, j in sorted(matches):
         ri, rj = root(i), root(j)
-        if ri == rj or d > reach:
+        if ri == rj or set(alive[ri].frame_keys) & set(alive[rj].frame_keys):
             continue
-        a, b = alive[ri], alive[rj]
-        if set(a.frame_keys) & set(b.frame_keys) or not config.compatible_with(a.class_name, b.class_name):
-            continue
-        if math.dist((a.east, a.north), (b.east, b.north)) > merge_limit_m(a, b, config):
-            continue
-        alive[ri] = _merge(a, b)
+        alive[ri] = _merge(alive[ri], alive[rj])
         del alive[rj]
         owner[rj] = ri
     return [alive[k] for k in sorted(alive)]
@@ -523,7 +542,7 @@ def track_drive(
         _finish(t, backwards, along_back, config) for t in _link(backwards, origin, config) if t.members
     ]
     tracks.sort(key=lambda t: (t.along_m, t.first_seen, t.sighting_keys))
-    return _merge_revisits(tracks, config)
+    return _merge_revisits(tracks, replace(config, revisit_merge_m=0.0))  # revisits: see assign_tracks
 
 
 # --- 2. registration ---------------------------------------------------------------------------
@@ -532,8 +551,13 @@ def track_drive(
 def _candidates(
     tracks: Sequence[Track], sites: Sequence[tuple[KnownSite, float, float]], config: Config
 ) -> list[tuple[int, int, float, float]]:
-    """(track, site, east shift, north shift) for every compatible pair within search_m."""
+    """(track, site, east shift, north shift) for every compatible pair within search_m.
+
+    Only sites seen in two or more frames take part: a false detection seen once is anywhere, and
+    enough of them would agree on some wrong shift.
+    """
     out: list[tuple[int, int, float, float]] = []
+    sites = [s for s in sites if s[0].sightings >= config.min_site_sightings]
     if not sites:
         return out
     se = np.array([e for _, e, _ in sites])
@@ -735,7 +759,7 @@ def assign_tracks(
         for n, (f, centre, seen, _) in enumerate(new):
             d = math.dist(pos[i], centre)
             if (
-                d <= min(gate, config.merge_m * 1.25)
+                d <= min(gate, merge_limit_m(tracks[f], tracks[i], config))
                 and not frames_of[i] & seen
                 and config.compatible_with(tracks[f].class_name, tracks[i].class_name)
                 and (best is None or d < best[0])

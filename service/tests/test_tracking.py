@@ -180,16 +180,20 @@ def test_touching_boxes_of_one_crack_are_one_sighting_frame() -> None:
     assert len(track_drive(apart, CFG, ORIGIN)) == 2
 
 
-def test_a_spot_driven_again_later_in_the_drive_is_one_track() -> None:
+def test_a_spot_driven_again_later_in_the_drive_is_one_new_site() -> None:
     first = [frame(k, sighting(50.0, 1.0), east=k * 4.0) for k in range(3)]
-    later = [frame(k, sighting(52.5, 2.0), east=400.0 - k * 4.0, seconds=300 + k) for k in range(10, 13)]
     gap = [frame(k, east=60.0 + k * 40, seconds=100 + k) for k in range(3, 10)]  # 300 m driven in between
-    (track,) = track_drive([*first, *gap, *later], CFG, ORIGIN)
-    assert track.sightings == 6
+    later = [frame(k, sighting(52.5, 2.0), east=400.0 - k * 4.0, seconds=300 + k) for k in range(10, 13)]
+    tracks = track_drive([*first, *gap, *later], CFG, ORIGIN)
+    assert len(tracks) == 2  # the GPS drifted in between: decided after registration, not here
+    out = assign_tracks(tracks, [], no_offset(2), ORIGIN, CFG)
+    assert out.founders == (0, 0)  # 2.7 m apart, no shared frame, far apart in the drive: one site
     near = [frame(k, sighting(50.0, 1.0)) for k in range(3)] + [
         frame(k, sighting(52.5, 2.0)) for k in range(8, 11)
     ]
-    assert len(track_drive(near, CFG, ORIGIN)) == 2  # 2.7 m apart without driving away: two defects
+    close = track_drive(near, CFG, ORIGIN)
+    assert len(close) == 2  # 2.7 m apart without driving away: two defects
+    assert assign_tracks(close, [], no_offset(2), ORIGIN, CFG).founders == (0, 1)
 
 
 # --- registration -----------------------------------------------------------------------------
