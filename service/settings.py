@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     ranking_config: Path | None = None
     # Condition grades per road section (service/domain/grades.py); None: the shipped grading.yaml.
     grading_config: Path | None = None
+    # Repairs verified by routine drives: this many usable passes over the spot without seeing the damage
+    # confirm a repair; an open site not seen on this many passes goes to the "not seen again" queue.
+    verify_passes: int = Field(3, ge=1, le=50)
     # Worker liveness: a job whose worker sent no heartbeat for this long is retried.
     heartbeat_interval_s: float = 5.0
     stalled_after_s: float = 30.0

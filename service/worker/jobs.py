@@ -61,6 +61,14 @@ def make_app(settings: Settings, context: WorkerContext | None = None) -> procra
 
         return regrade_dirty(ctx().sessions, grading_config(ctx().settings), datetime.now(UTC))
 
+    @app.periodic(cron="*/15 * * * *", periodic_id="verify_sites")
+    @app.task(name="verify_sites", queue=QUEUE, queueing_lock="verify_sites")
+    def verify_sites(timestamp: int) -> int:
+        """Every 15 minutes: what new passes say about repaired and open sites (service/db/history.py)."""
+        from service.db.history import verify_changed
+
+        return sum(verify_changed(ctx().sessions, ctx().settings.verify_passes, datetime.now(UTC)).values())
+
     @app.periodic(cron="29 3 * * *", periodic_id="regrade_all")
     @app.task(name="regrade_all_sections", queue=QUEUE, queueing_lock="regrade_all_sections")
     def regrade_all_sections(timestamp: int) -> int:

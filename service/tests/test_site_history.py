@@ -1,0 +1,157 @@
+"""A site across surveys on PostGIS: passes whose footprint covered its spot, growth, repairs verified."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db.engine import make_engine, make_sessionmaker, transaction
+from service.db.history import SiteVerification, site_passes, timeline, verify_changed
+from service.db.road_tables import FrameRoad
+from service.db.tables import DamageSite, Decision, Frame, Observation, UploadBatch, point
+from service.db.vehicles import add_vehicle
+from service.domain.history import CONFIRMED, NOT_SEEN_AGAIN, REAPPEARED
+
+T0 = datetime(2026, 9, 1, 8, tzinfo=UTC)
+LAT, LON = 60.17, 24.94
+# A footprint of about 20 m x 11 m around the site, and one 100 m away that does not cover it.
+NEAR = f"SRID=4326;POLYGON(({LON - 0.0001} {LAT - 0.0001}, {LON + 0.0001} {LAT - 0.0001}, {LON + 0.0001} {LAT + 0.0001}, {LON - 0.0001} {LAT + 0.0001}, {LON - 0.0001} {LAT - 0.0001}))"
+FAR = NEAR.replace(f"{LAT - 0.0001}", f"{LAT + 0.0008}").replace(f"{LAT + 0.0001}", f"{LAT + 0.001}")
+
+
+@pytest.fixture
+def sessions(clean_db: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(clean_db)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def _site(s: Session, status: str = "open") -> DamageSite:
+    site = DamageSite(
+        position=point(LAT, LON), class_name="D40", status=status, size_m=0.4, max_confidence=0.8,
+        priority=50.0, score_components={}, ranking_version="t", severity="medium", sightings=1,
+        n_observations=1, first_seen=T0, last_seen=T0,
+    )  # fmt: skip
+    s.add(site)
+    s.flush()
+    return site
+
+
+def _pass(
+    s: Session, site: DamageSite | None, day: int, seen: bool, size: float = 0.4, footprint: str = NEAR
+) -> int:
+    vehicle = s.scalar(select(Frame.vehicle_id).limit(1)) or add_vehicle(s, "sweeper")[0].id
+    batch = UploadBatch(vehicle_id=vehicle)
+    s.add(batch)
+    s.flush()
+    f = Frame(
+        sha256=f"{day}-{seen}-{footprint[-8:]}".ljust(64, "0")[:64], vehicle_id=vehicle, batch_id=batch.id,
+        filename="x.jpg", captured_at=T0 + timedelta(days=day), position=point(LAT - 0.0001, LON),
+        location_source="exif", width=1280, height=720, status="done",
+    )  # fmt: skip
+    s.add(f)
+    s.flush()
+    s.add(FrameRoad(frame_id=f.id, section_id=None, footprint=footprint))
+    if seen:
+        s.add(
+            Observation(
+                frame_id=f.id, site_id=site.id if site else None, class_name="D40", confidence=0.7,
+                x1=1, y1=1, x2=2, y2=2, position=point(LAT + 0.00001, LON), size_m=size,
+            )
+        )  # fmt: skip
+    return f.id
+
+
+def test_passes_covering_the_spot_with_seen_or_not_and_growth(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as s:
+        site = _site(s)
+        _pass(s, site, 0, True, 0.4)
+        _pass(s, site, 30, True, 0.5)
+        _pass(s, site, 45, False)  # covered the spot, saw nothing
+        _pass(s, site, 50, False, footprint=FAR)  # did not cover the spot: not a pass for this site
+        _pass(s, site, 60, True, 0.6)
+        passes = site_passes(s, site)
+        line = timeline(s, site, k=3)
+    assert [(p.day, p.seen) for p in passes] == [
+        ("2026-09-01", True), ("2026-10-01", True), ("2026-10-16", False), ("2026-10-31", True)
+    ]  # fmt: skip
+    assert line["growth_m_per_30d"] == pytest.approx(0.1, abs=1e-6)
+    assert line["still_there_at"] == (T0 + timedelta(days=60)).isoformat()
+
+
+def test_damage_seen_again_at_a_repaired_spot_has_reappeared(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as s:
+        held, failed, gone = _site(s, "repaired"), _site(s, "repaired"), _site(s, "open")
+        for site in (held, failed):
+            s.add(
+                Decision(
+                    site_id=site.id, user_name="anna", action="repair", previous_status="scheduled",
+                    new_status="repaired", previous_class="D40", new_class="D40", ranking_version="t",
+                    at=T0 + timedelta(days=5),
+                )
+            )  # fmt: skip
+    with transaction(sessions) as s:
+        _pass(s, held, 0, True)
+        for day in (10, 20, 30):
+            _pass(s, None, day, False)  # three routine drives over the spot, nothing seen
+        # Damage at the failed repair's spot again: association files it as a new site (site_id None here)
+        _pass(s, None, 40, True)
+    counts = verify_changed(sessions, k=3, now=datetime.now(UTC))
+    with sessions() as s:
+        states = {v.site_id: v.state for v in s.scalars(select(SiteVerification))}
+    # All three share the spot: the drives at days 10-30 saw nothing, day 40 saw damage again.
+    assert states[held.id] == REAPPEARED and states[failed.id] == REAPPEARED
+    assert states[gone.id] not in (NOT_SEEN_AGAIN,)  # seen on the latest pass: still there
+    assert sum(counts.values()) == 3
+
+
+def test_a_repair_holds_after_k_passes_and_an_open_site_is_queued_not_closed(
+    sessions: sessionmaker[Session],
+) -> None:
+    with transaction(sessions) as s:
+        held, gone = _site(s, "repaired"), _site(s, "open")
+        s.add(
+            Decision(
+                site_id=held.id, user_name="anna", action="repair", previous_status="scheduled",
+                new_status="repaired", previous_class="D40", new_class="D40", ranking_version="t",
+                at=T0 + timedelta(days=5),
+            )
+        )  # fmt: skip
+        _pass(s, gone, 0, True)
+        for day in (10, 20, 30):
+            _pass(s, None, day, False)
+    verify_changed(sessions, k=3, now=datetime.now(UTC))
+    with sessions() as s:
+        states = {v.site_id: (v.state, v.passes_since) for v in s.scalars(select(SiteVerification))}
+        status = s.get(DamageSite, gone.id)
+    assert states[held.id] == (CONFIRMED, 3)
+    assert states[gone.id] == (NOT_SEEN_AGAIN, 3)
+    assert status is not None and status.status == "open"  # staff decide: nothing is closed
+    # Nothing new covered the spot since: nothing to check on the next run.
+    assert verify_changed(sessions, k=3, now=datetime.now(UTC)) == {}
+
+
+def test_the_api_shows_the_timeline_and_the_queue(sessions: sessionmaker[Session], client, staff) -> None:  # type: ignore[no-untyped-def]
+    with transaction(sessions) as s:
+        gone = _site(s, "open")
+        _pass(s, gone, 0, True)
+        for day in (10, 20, 30):
+            _pass(s, None, day, False)
+    verify_changed(sessions, k=3, now=datetime.now(UTC))
+    viewer = staff["viewer"]
+    line = client.get(f"/api/v1/sites/{gone.public_id}/timeline", auth=viewer).json()
+    assert [p["seen"] for p in line["passes"]] == [True, False, False, False]
+    assert line["verification"] == {
+        "state": "not_seen_again",
+        "passes_since": 3,
+        "since": T0.isoformat(),
+        "k": 3,
+    }
+    queue = client.get("/api/v1/verification", auth=viewer).json()
+    assert [f["properties"]["id"] for f in queue["sites"]] == [str(gone.public_id)]
+    assert client.get("/api/v1/verification?state=bogus", auth=viewer).status_code == 422
+    assert client.get(f"/api/v1/sites/{gone.public_id}/timeline").status_code == 401
