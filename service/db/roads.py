@@ -2,7 +2,7 @@
 per-section importance overrides, and recording where each frame was taken.
 
 An import reads and sections the whole file first (``service/db/road_files.py``, ``service/domain/roads.py``);
-only then, in one transaction under the workers' association lock, it replaces ``road_section``, applies the
+only then, in one transaction under an exclusive advisory lock (``ROADS_LOCK``), it replaces ``road_section``, applies the
 overrides, and re-attaches every site (nearest section within ``SITE_SECTION_M``) and every matched frame
 (the matching rule of ``service/domain/matching.py``, on the new sections). Any error rolls everything back:
 the current network stays as it was.
@@ -43,10 +43,9 @@ from service.domain.roads import (
     section_label,
 )
 
-# An import takes the workers' association lock (worker/pipeline.py ASSOCIATION_LOCK, the same key; a test
-# checks it): no frame is being associated while the network is replaced, and none attaches to a removed
-# section. Workers hold it already when they record a frame.
-ASSOCIATION_LOCK = 7_300_001
+# pg_advisory_xact_lock key: an import holds it exclusively, recording a frame or a site's section shared
+# (service/db/survey.py), so nothing is attached to a section an import is removing.
+ROADS_LOCK = 7_300_008
 SITE_SECTION_M = 15.0  # a site farther than this from every section lies on no known road
 _INSERT_BATCH = 5000
 _M_PER_DEG_LAT = 111_320.0
@@ -100,7 +99,7 @@ def import_network(
     sections = build_sections(ways, options.max_section_m, options.importance_version)
     sha = _sha256(path)
     with sessions() as session, session.begin():
-        session.execute(select(func.pg_advisory_xact_lock(ASSOCIATION_LOCK)))
+        session.execute(select(func.pg_advisory_xact_lock(ROADS_LOCK)))
         session.execute(delete(RoadSection))
         rows = [_section_row(s) for s in sections]
         for start in range(0, len(rows), _INSERT_BATCH):

@@ -215,10 +215,3 @@ def test_bad_input_leaves_the_network_as_it_was(
     with pytest.raises(RuntimeError, match="disk full"):
         import_network(sessions, HELSINKI, ImportOptions(max_section_m=10.0))
     assert _network(sessions) == before
-
-
-def test_import_waits_for_the_workers_association_lock() -> None:
-    from service.db import roads
-    from service.worker import pipeline
-
-    assert roads.ASSOCIATION_LOCK == pipeline.ASSOCIATION_LOCK
