@@ -36,7 +36,8 @@ if [ "$DEMO" = auto ] && $PY -m service demo status 2>/dev/null | grep -q '"load
 fi
 if [ "$DEMO" = yes ]; then
   mkdir -p var
-  ( $PY -m service demo load --server "http://$HOST:$PORT" --wait 300 --announce >var/demo-load.json \
+  DEMO_HOST="$HOST"; [ "$HOST" != 0.0.0.0 ] || DEMO_HOST=127.0.0.1
+  ( $PY -m service demo load --server "http://$DEMO_HOST:$PORT" --wait 300 --announce >var/demo-load.json \
     || echo "demo load failed (var/demo-load.json)" ) &
   DEMO_PID=$!
 fi

@@ -172,11 +172,13 @@ def plan_drives(
         shots: list[Shot] = []
         t = t0
         for i, (files, way) in enumerate(zip(runs, streets, strict=False)):
-            names = [*extras, *files] if with_extras and i == 0 else list(files)
+            names = [*extras, *files] if i == 0 else list(files)  # the same spots on both drives
             poses = place_run(
                 way, len(names), t, start_m=start_m, spacing_m=spacing_m, speed_ms=speed_ms, right_m=right_m
             )
             for sample, pose in zip(names, poses, strict=True):
+                if sample in extras and not with_extras:
+                    continue
                 lat, lon = offset(pose.lat, pose.lon, *error)
                 shots.append(Shot(sample, Pose(lat, lon, pose.heading, pose.time)))
             t = poses[-1].time + timedelta(seconds=pause_s)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.access.deps import ReviewerDep, SessionDep, ViewerDep
 from service.access.sessions import check_csrf_form
 from service.db.decisions import DecisionError
+from service.db.demo import demo_site_ids
 from service.db.engine import transaction
 from service.db.sites import get_site
 from service.db.tables import Frame, Observation, User, WorkOrder, WorkOrderEvent, WorkOrderSite
@@ -94,6 +95,7 @@ def order_context(session: Session, order: WorkOrder, t: Any) -> dict[str, Any]:
         "active": order.status in WORK_ORDER_ACTIVE,
         "band": band,
         "features": {"type": "FeatureCollection", "features": [map_feature(s, t) for s in sites]},
+        "demo": demo_site_ids(session, [s.id for s in sites]),
     }
 
 

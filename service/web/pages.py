@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from service.access.deps import ReviewerDep, SessionDep, ViewerDep
 from service.access.sessions import check_csrf_form
+from service.db.demo import demo_frame_ids, demo_site_ids
 from service.db.decisions import DecisionError, allowed_actions, decide, decisions_of
 from service.db.drives import tracks_of
 from service.db.engine import transaction
@@ -60,6 +61,7 @@ def sites_page(
         page_no=page_no,
         pages=pages,
         first_rank=(page_no - 1) * PAGE_SIZE + 1,
+        demo=demo_site_ids(session, [s.id for s in sites]),
         classes=CLASSES,
         statuses=SITE_STATUSES,
         band=band,
@@ -145,6 +147,8 @@ def site_context(session: SessionDep, site: DamageSite) -> dict[str, Any]:
         "lon": p.x,
         "photos": list(photos.values()),
         "tracks": tracks_of(session, site.id),  # how the site was formed (drives, GPS offsets)
+        "demo_site": bool(demo_site_ids(session, [site.id])),
+        "demo_frames": demo_frame_ids(session, photos.keys()),
         "history": history,
         "models": models,
         "orders": orders,

@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from service.access.sessions import csrf_token
 from service.db.tables import User
 from service.db.users import role_at_least
+from service.domain.demo import is_demo_vehicle
 from service.web.i18n import COOKIE, LANGUAGE_NAMES, LANGUAGES, Translator, choose_language
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ templates = Jinja2Templates(
         lstrip_blocks=True,
     )
 )
+templates.env.globals["is_demo_vehicle"] = is_demo_vehicle  # the demo badge on vehicle names
 
 
 def translator(request: Request) -> Translator:
