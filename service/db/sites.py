@@ -15,9 +15,10 @@ from typing import Any
 
 from geoalchemy2.shape import to_shape
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from geotag import haversine_m, metres_per_degree_lon
+from service.db.survey import cap_low_trust, survey_site
 from service.db.tables import DamageSite, RoadSegment, point
 from service.domain.classes import COMPATIBLE
 from service.domain.ranking import RankingConfig, SiteFacts, score, severity
@@ -150,6 +151,8 @@ def add_observation(
 
 def rescore(site: DamageSite, config: RankingConfig, now: datetime | None = None) -> None:
     """Recompute priority, its components, severity and the config version on the site."""
+    session = object_session(site)
+    survey = survey_site(session, site) if session is not None and site.id is not None else None
     facts = SiteFacts(
         class_name=site.class_name,
         size_m=site.size_m,
@@ -167,6 +170,7 @@ def rescore(site: DamageSite, config: RankingConfig, now: datetime | None = None
     }
     site.ranking_version = result.config_version
     site.severity = severity(facts)
+    cap_low_trust(site, survey)  # seen only in unusable frames: shown, never ranked high
 
 
 def rescore_all(sessions: sessionmaker[Session], config: RankingConfig, batch: int = 1000) -> int:
