@@ -155,3 +155,17 @@ def test_the_api_shows_the_timeline_and_the_queue(sessions: sessionmaker[Session
     assert [f["properties"]["id"] for f in queue["sites"]] == [str(gone.public_id)]
     assert client.get("/api/v1/verification?state=bogus", auth=viewer).status_code == 422
     assert client.get(f"/api/v1/sites/{gone.public_id}/timeline").status_code == 401
+
+
+def test_the_site_page_shows_passes_growth_and_verification(
+    sessions: sessionmaker[Session], client, staff
+) -> None:  # type: ignore[no-untyped-def]
+    with transaction(sessions) as s:
+        site = _site(s)
+        _pass(s, site, 0, True, 0.4)
+        _pass(s, site, 30, True, 0.5)
+        _pass(s, site, 60, True, 0.6)
+    page = client.get(f"/sites/{site.public_id}?lang=en", auth=staff["viewer"])
+    assert page.status_code == 200
+    assert "Still there on the latest pass" in page.text and "grows by 10 cm per 30 days" in page.text
+    assert 'class="sparkline"' in page.text and page.text.count("<td>yes</td>") == 3

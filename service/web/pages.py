@@ -12,10 +12,11 @@ from sqlalchemy import func, select
 
 from service.access.deps import ReviewerDep, SessionDep, ViewerDep
 from service.access.sessions import check_csrf_form
-from service.db.demo import demo_frame_ids, demo_site_ids
 from service.db.decisions import DecisionError, allowed_actions, decide, decisions_of
+from service.db.demo import demo_frame_ids, demo_site_ids
 from service.db.drives import tracks_of
 from service.db.engine import transaction
+from service.db.history import timeline
 from service.db.sites import get_site, ranked
 from service.db.tables import DamageSite, Frame, ModelVersion, Observation, WorkOrder, WorkOrderSite
 from service.db.work_orders import active_order_of
@@ -160,10 +161,30 @@ def site_context(session: SessionDep, site: DamageSite) -> dict[str, Any]:
     }
 
 
+def sparkline(passes: list[dict[str, Any]], width: int = 240, height: int = 48) -> str:
+    """SVG polyline points of the size over the sightings (empty with fewer than two sized ones)."""
+    sized = [(p["at"], p["size_m"]) for p in passes if p["seen"] and p["size_m"] is not None]
+    if len(sized) < 2:
+        return ""
+    top = max(s for _, s in sized) or 1.0
+    step = (width - 8) / (len(sized) - 1)
+    return " ".join(
+        f"{4 + i * step:.1f},{height - 4 - (height - 8) * s / top:.1f}" for i, (_, s) in enumerate(sized)
+    )
+
+
 @router.get("/sites/{site_id}")
 def site_page(site_id: str, request: Request, session: SessionDep, user: ViewerDep) -> Response:
     site = get_site(session, site_id)
-    return page(request, "site.html", user, **site_context(session, site))
+    survey = timeline(session, site, request.app.state.settings.verify_passes)  # passes over its spot
+    return page(
+        request,
+        "site.html",
+        user,
+        survey=survey,
+        sparkline=sparkline(survey["passes"]),
+        **site_context(session, site),
+    )
 
 
 @router.post("/sites/{site_id}/decide", dependencies=[Depends(check_csrf_form)])
