@@ -79,6 +79,7 @@ bench: setup ## All benchmarks (minutes; run on a quiet machine): tables on stdo
 	$(PY) bench/association.py
 	$(PY) bench/service.py throughput
 	$(PY) bench/service.py read
+	$(PY) bench/tiles.py
 	$(PY) bench/anonymized_map.py --weights weights/roadwatch-yolov5nu-$(VERSION)-fp32.onnx --data data/rdd-cm
 	$(PY) bench/privacy_audit.py $(DATA)
 

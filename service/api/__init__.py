@@ -21,6 +21,7 @@ def routers() -> list[APIRouter]:
         open311,
         sections,
         sites,
+        tiles,
         upload,
         work_orders,
     )
@@ -38,4 +39,5 @@ def routers() -> list[APIRouter]:
         ogc.router,
         open311.router,
         open311.staff_router,
+        tiles.router,
     ]
