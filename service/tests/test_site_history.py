@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.engine import make_engine, make_sessionmaker, transaction
 from service.db.history import SiteVerification, site_passes, timeline, verify_changed
 from service.db.road_tables import FrameRoad
-from service.db.tables import DamageSite, Decision, Frame, Observation, UploadBatch, point
+from service.db.tables import DamageSite, Decision, Frame, Observation, UploadBatch, User, point
 from service.db.vehicles import add_vehicle
 from service.domain.history import CONFIRMED, NOT_SEEN_AGAIN, REAPPEARED
 
@@ -169,3 +169,27 @@ def test_the_site_page_shows_passes_growth_and_verification(
     assert page.status_code == 200
     assert "Still there on the latest pass" in page.text and "grows by 10 cm per 30 days" in page.text
     assert 'class="sparkline"' in page.text and page.text.count("<td>yes</td>") == 3
+
+
+def test_a_done_order_shows_how_many_repairs_the_drives_confirmed(
+    sessions: sessionmaker[Session], client, staff
+) -> None:  # type: ignore[no-untyped-def]
+    from service.db.users import add_user
+    from service.db.work_orders import create_work_order, update_work_order
+
+    with transaction(sessions) as s:
+        crew_lead = s.scalar(select(User).where(User.username == "reviewer")) or add_user(
+            s, "lead", "a-long-password", "reviewer"
+        )
+        site = _site(s, "confirmed")
+        order = create_work_order(s, crew_lead, "Potholes north", [site], crew="Kolonne Nord")
+        update_work_order(s, order, crew_lead, status="done")  # the crew says: repaired
+        order_id = order.id
+        s.execute(
+            Decision.__table__.update().where(Decision.site_id == site.id).values(at=T0 + timedelta(days=5))
+        )
+        for day in (10, 20, 30):
+            _pass(s, None, day, False)
+    verify_changed(sessions, k=3, now=datetime.now(UTC))
+    page = client.get(f"/orders/{order_id}?lang=en", auth=staff["viewer"])
+    assert "Repairs confirmed by routine drives: 1 of 1" in page.text

@@ -14,8 +14,9 @@ from service.access.sessions import check_csrf_form
 from service.db.decisions import DecisionError
 from service.db.demo import demo_site_ids
 from service.db.engine import transaction
+from service.db.history import verification_of
 from service.db.sites import get_site
-from service.db.tables import Frame, Observation, User, WorkOrder, WorkOrderEvent, WorkOrderSite
+from service.db.tables import DamageSite, Frame, Observation, User, WorkOrder, WorkOrderEvent, WorkOrderSite
 from service.db.work_orders import (
     add_sites,
     create_work_order,
@@ -24,7 +25,8 @@ from service.db.work_orders import (
     remove_site,
     update_work_order,
 )
-from service.domain.statuses import WORK_ORDER_ACTIVE, WORK_ORDER_TRANSITIONS
+from service.domain.history import CONFIRMED, REAPPEARED
+from service.domain.statuses import WORK_ORDER_ACTIVE, WORK_ORDER_TRANSITIONS, SiteStatus
 from service.exports import order_csv, order_geojson
 from service.web.pages import band, map_feature
 from service.web.render import WebRoute, flash, page, redirect, translator
@@ -96,7 +98,17 @@ def order_context(session: Session, order: WorkOrder, t: Any) -> dict[str, Any]:
         "band": band,
         "features": {"type": "FeatureCollection", "features": [map_feature(s, t) for s in sites]},
         "demo": demo_site_ids(session, [s.id for s in sites]),
+        "verified": _drive_verification(session, sites),
     }
+
+
+def _drive_verification(session: Session, sites: list[DamageSite]) -> dict[str, int]:
+    """How many of the order's repaired sites routine drives confirmed, and how many still wait."""
+    states = verification_of(session, [s.id for s in sites if s.status == SiteStatus.REPAIRED])
+    repaired = sum(1 for s in sites if s.status == SiteStatus.REPAIRED)
+    confirmed = sum(1 for v in states.values() if v.state == CONFIRMED)
+    reappeared = sum(1 for v in states.values() if v.state == REAPPEARED)
+    return {"repaired": repaired, "confirmed": confirmed, "reappeared": reappeared}
 
 
 @router.get("/orders/{order_id}")
