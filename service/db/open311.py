@@ -17,7 +17,7 @@ from typing import Any
 
 from geoalchemy2 import Geometry
 from geoalchemy2.shape import to_shape
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, func, select
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from service.db.road_tables import RoadSection
@@ -304,3 +304,10 @@ def reports_for_site(session: Session, site: DamageSite) -> list[dict[str, Any]]
         }
         for report, contact, client_name in rows
     ]
+
+
+def delete_old_contacts(session: Session, cutoff: datetime) -> int:
+    """Delete the contact details of reports made before ``cutoff`` (retention); the reports stay."""
+    old = select(CitizenReport.id).where(CitizenReport.requested_at < cutoff)
+    result = session.execute(delete(CitizenReportContact).where(CitizenReportContact.report_id.in_(old)))
+    return int(getattr(result, "rowcount", 0) or 0)

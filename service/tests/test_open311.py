@@ -275,6 +275,24 @@ def test_requests_window_and_ids(client, app, api_key) -> None:  # type: ignore[
     assert {q["service_request_id"] for q in by_id} == {rids[0], rids[2]}
 
 
+def test_retention_deletes_contact_details(client, app, api_key) -> None:  # type: ignore[no-untyped-def]
+    from service.worker.retention import enforce_retention
+
+    old, new = (
+        post(client, api_key, service_code="pothole", lat=f"52.{i}", long="13.4", **CONTACT) for i in (1, 2)
+    )
+    old_id, new_id = int(old.json()[0]["service_request_id"]), int(new.json()[0]["service_request_id"])
+    with transaction(app.state.sessions) as s:
+        s.execute(
+            text("UPDATE citizen_report SET requested_at = now() - interval '400 days' WHERE id = :i"),
+            {"i": old_id},
+        )
+    enforce_retention(app.state.sessions, app.state.store, 365)
+    with app.state.sessions() as s:
+        assert s.scalars(select(CitizenReportContact.report_id)).all() == [new_id]
+        assert s.scalar(select(func.count()).select_from(CitizenReport)) == 2  # the reports stay
+
+
 # -- the published client against the running service ---------------------------------------------------
 
 

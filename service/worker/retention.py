@@ -1,4 +1,5 @@
-"""Retention (GDPR storage limitation): images are deleted after a configured number of days.
+"""Retention (GDPR storage limitation): images, and the contact details of citizen reports (Open311), are
+deleted after a configured number of days.
 
 Only the image goes: the frame row (time, position, status), its observations, the sites and every
 decision stay, so the map, rankings and the audit trail survive. Run nightly by the workers
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.open311 import delete_old_contacts
 from service.db.store import ImageStore
 from service.db.tables import Frame
 
@@ -30,6 +32,12 @@ def enforce_retention(
     if days <= 0:
         return 0
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    with sessions() as session, session.begin():
+        contacts = delete_old_contacts(session, cutoff)
+    if contacts:
+        log.info(
+            "retention: contact details of %d citizen reports older than %d days deleted", contacts, days
+        )
     deleted = 0
     while True:
         with sessions() as session, session.begin():
