@@ -122,6 +122,7 @@ class Config:
     gate_m: float = 4.0  # assignment: farthest a (corrected) track may be from the site it joins
     smooth_window_s: float = 3.5  # GPS fixes: straight-line fit over the frames this close in time
     smooth_max_m: float = 1.5
+    smooth_max_deg: float = 6.0
     registered_gate_m: float = 5.0  # the same for a drive registered with support >= 2
 
     def compatible_with(self, a: str, b: str) -> bool:
@@ -481,11 +482,20 @@ def _merge_revisits(tracks: list[Track], config: Config) -> list[Track]:
     return [alive[k] for k in sorted(alive)]
 
 
+def _line_fit(t: Sequence[float], values: Sequence[float]) -> float:
+    """The least-squares straight line through (t, value), evaluated at t = 0."""
+    tm, vm = sum(t) / len(t), sum(values) / len(values)
+    stt = sum((x - tm) ** 2 for x in t)
+    slope = sum((x - tm) * (v - vm) for x, v in zip(t, values, strict=True)) / stt if stt else 0.0
+    return vm - slope * tm
+
+
 def smooth_fixes(frames: Sequence[FrameInput], config: Config) -> list[FrameInput]:
-    """The frames with their GPS fixes (and their sightings with them) moved onto a straight-line fit
-    of the neighbouring fixes within ``smooth_window_s``: a vehicle moves smoothly, the fix jitters by
-    half a metre from one photo to the next. A fix the fit would move by more than ``smooth_max_m``
-    (a turn, a jump) stays as it is."""
+    """The frames with their GPS fixes and headings moved onto straight-line fits of the neighbouring
+    frames within ``smooth_window_s``, their sightings moved and turned with them: a vehicle moves and
+    turns smoothly, while the fix jitters by half a metre and the heading by degrees from one photo to
+    the next. A fix the fit would move by more than ``smooth_max_m``, or turn by more than
+    ``smooth_max_deg`` (a sharp turn, a jump), stays as it is."""
     if not frames or config.smooth_window_s <= 0:
         return list(frames)
     origin = (frames[0].lat, frames[0].lon)
@@ -501,23 +511,26 @@ def smooth_fixes(frames: Sequence[FrameInput], config: Config) -> list[FrameInpu
             out.append(f)
             continue
         t = [(frames[j].seen_at - f.seen_at).total_seconds() for j in near]
-        tm = sum(t) / len(t)
-        stt = sum((x - tm) ** 2 for x in t)
-        fit = []
-        for axis in (0, 1):
-            vals = [pts[j][axis] for j in near]
-            pm = sum(vals) / len(vals)
-            slope = sum((x - tm) * (v - pm) for x, v in zip(t, vals, strict=True)) / stt if stt else 0.0
-            fit.append(pm - slope * tm)  # the fit at this frame's time
-        de, dn = fit[0] - pts[i][0], fit[1] - pts[i][1]
+        fe, fn = _line_fit(t, [pts[j][0] for j in near]), _line_fit(t, [pts[j][1] for j in near])
+        de, dn = fe - pts[i][0], fn - pts[i][1]
         if math.hypot(de, dn) > config.smooth_max_m:
             out.append(f)
             continue
-        moved = tuple(
-            replace(s, lat=m[0], lon=m[1]) for s in f.sightings for m in [offset(s.lat, s.lon, de, dn)]
-        )
+        turn, heading = 0.0, f.heading
+        headed = [j for j in near if frames[j].heading is not None]
+        if f.heading is not None and len(headed) >= 3:
+            rel = [((frames[j].heading or 0.0) - f.heading + 180.0) % 360.0 - 180.0 for j in headed]
+            fit = _line_fit([t[near.index(j)] for j in headed], rel)
+            if abs(fit) <= config.smooth_max_deg:
+                turn, heading = fit, (f.heading + fit) % 360.0
+        c, s_ = math.cos(math.radians(turn)), math.sin(math.radians(turn))
+        moved = []
+        for sg in f.sightings:  # about the smoothed camera position, turned clockwise by ``turn``
+            ve, vn = to_local(sg.lat, sg.lon, (f.lat, f.lon))
+            lat, lon = offset(f.lat, f.lon, de + ve * c + vn * s_, dn - ve * s_ + vn * c)
+            moved.append(replace(sg, lat=lat, lon=lon))
         lat, lon = offset(f.lat, f.lon, de, dn)
-        out.append(replace(f, lat=lat, lon=lon, sightings=moved))
+        out.append(replace(f, lat=lat, lon=lon, heading=heading, sightings=tuple(moved)))
     return out
 
 

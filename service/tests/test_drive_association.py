@@ -234,3 +234,30 @@ def test_the_api_and_the_site_page_show_the_tracks_and_drives(client, vehicle_to
     assert page.status_code == 200
     assert "How this site was formed" in page.text or "Wie diese Schadstelle entstand" in page.text
     assert "neue Schadstelle" in page.text or "new site" in page.text
+
+
+def test_sites_of_a_drive_take_the_importance_of_their_road(client, vehicle_token, ctx, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from service.cli.admin import import_roads
+
+    east = from_local(200.0, 0.0, (LAT, LON))
+    roads = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": "Hauptstraße", "importance": 1.0},
+                "geometry": {"type": "LineString", "coordinates": [[LON, LAT], [east[1], east[0]]]},
+            }
+        ],
+    }
+    path = tmp_path / "roads.geojson"
+    path.write_text(json.dumps(roads))
+    assert import_roads(ctx.sessions, path) == 1
+    frame_id = upload(client, vehicle_token, "a.jpg", gps_jpeg(LAT, LON, T0, heading=90.0, seed=51))
+    process_frame(ctx, frame_id)
+    with ctx.sessions() as s:
+        sites = s.scalars(select(DamageSite)).all()
+        assert sites and all(site.road_importance == 1.0 for site in sites)
+        assert all("road" in site.score_components["components"] for site in sites)

@@ -24,6 +24,7 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from geoalchemy2.shape import to_shape
 from sqlalchemy import Row, func, select, text
@@ -33,11 +34,11 @@ from geotag import M_PER_DEG_LAT, local_m, metres_per_degree_lon, offset
 from service.db.drives import Drive, DriveFrame, Track, TrackObservation
 from service.db.engine import transaction
 from service.db.sites import (
+    ROAD_SEARCH_M,
     add_observation,
     find_site,
     nearby_sites,
     rescore,
-    road_importance,
     site_latlon,
 )
 from service.db.tables import DamageSite, Frame, Observation, Vehicle, point
@@ -318,7 +319,26 @@ def merge_track(
     site.first_seen = min(site.first_seen, track.first_seen)
     site.last_seen = max(site.last_seen, track.last_seen)
     site.model_version_id = model_version_id or site.model_version_id
-    site.road_importance = road_importance(session, wlat / total, wlon / total)
+
+
+def road_importances(session: Session, points: Sequence[Any]) -> list[float | None]:
+    """``road_importance`` for many positions (shapely points) in one query."""
+    if not points:
+        return []
+    rows = session.execute(
+        text(
+            """
+            SELECT p.i, r.importance, ST_Distance(geography(r.geom), geography(p.pt))
+            FROM (SELECT i, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS pt
+                  FROM unnest(CAST(:lats AS float8[]), CAST(:lons AS float8[])) WITH ORDINALITY AS u(lat, lon, i)) p
+            CROSS JOIN LATERAL (
+                SELECT importance, geom FROM road_segment ORDER BY geom <-> p.pt LIMIT 1) r
+            """
+        ),
+        {"lats": [pt.y for pt in points], "lons": [pt.x for pt in points]},
+    ).all()
+    found = {int(i): float(imp) for i, imp, dist in rows if dist <= ROAD_SEARCH_M}
+    return [found.get(k + 1) for k in range(len(points))]
 
 
 def associate_segment(
@@ -380,41 +400,55 @@ def associate_segment(
     }
     by_key = {s.key: s for f in frames for s in f.sightings}
     founded: dict[int, DamageSite] = {}
-    for i in sorted(range(len(tracks)), key=lambda k: assignment.founders[k] != k):  # founders first
-        t = tracks[i]
-        target = assigned[i]
-        site = existing.get(target) if target is not None else None
-        if site is not None and site.status not in SITE_ASSOCIABLE:  # staff closed it meanwhile
-            site = None
-        lat, lon = plan.corrected(i)
-        founder = assignment.founders[i]
-        if site is None and founder is not None and founder != i:
-            site = founded.get(founder)
-        if site is None:
-            site = _new_site(t, lat, lon, model_version_id)
-            session.add(site)
-            founded[i] = site
-        moved = [(by_key[k], plan.sighting_position(i, by_key[k])) for k in t.sighting_keys]
-        merge_track(session, site, t, moved, model_version_id)
-        rescore(site, ranking)
-        session.flush()
-        row = Track(
-            drive_id=drive.id,
-            site_id=site.id,
-            class_name=t.class_name,
-            position=point(lat, lon),
-            sightings=t.sightings,
-            n_observations=len(t.sighting_keys),
-            size_m=t.size_m,
-            max_confidence=t.max_confidence,
-            match_m=match[i] if site.id == assigned[i] else None,
-            first_seen=t.first_seen,
-            last_seen=t.last_seen,
+    site_of: list[DamageSite | None] = [None] * len(tracks)
+    moved_of: dict[int, list[tuple[tracking.Sighting, tuple[float, float]]]] = {}
+    with session.no_autoflush:  # written together below: a few statements, not a few per track
+        for i in sorted(range(len(tracks)), key=lambda k: assignment.founders[k] != k):  # founders first
+            t = tracks[i]
+            target = assigned[i]
+            site = existing.get(target) if target is not None else None
+            if site is not None and site.status not in SITE_ASSOCIABLE:  # staff closed it meanwhile
+                site = None
+            founder = assignment.founders[i]
+            if site is None and founder is not None and founder != i:
+                site = founded.get(founder)
+            if site is None:
+                site = _new_site(t, *plan.corrected(i), model_version_id)
+                session.add(site)
+                founded[i] = site
+            moved_of[i] = [(by_key[k], plan.sighting_position(i, by_key[k])) for k in t.sighting_keys]
+            merge_track(session, site, t, moved_of[i], model_version_id)
+            site_of[i] = site
+        touched = list({id(x): x for x in site_of if x is not None}.values())
+        importance = road_importances(session, [to_shape(x.position) for x in touched])
+        for x, value in zip(touched, importance, strict=True):
+            x.road_importance = value
+            rescore(x, ranking)
+    session.flush()
+    rows = []
+    for i, t in enumerate(tracks):
+        site = site_of[i]
+        assert site is not None
+        rows.append(
+            Track(
+                drive_id=drive.id,
+                site_id=site.id,
+                class_name=t.class_name,
+                position=point(*plan.corrected(i)),
+                sightings=t.sightings,
+                n_observations=len(t.sighting_keys),
+                size_m=t.size_m,
+                max_confidence=t.max_confidence,
+                match_m=match[i] if site.id == assigned[i] else None,
+                first_seen=t.first_seen,
+                last_seen=t.last_seen,
+            )
         )
-        session.add(row)
-        session.flush()
-        for s, pos in moved:
-            result.site_of[s.key] = site.id
+    session.add_all(rows)
+    session.flush()
+    for i, (t, row) in enumerate(zip(tracks, rows, strict=True)):
+        for s, pos in moved_of[i]:
+            result.site_of[s.key] = row.site_id
             result.track_of[s.key] = row.id
             result.positions[s.key] = pos
         for fk in t.frame_keys:
