@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from geotag import haversine_m, metres_per_degree_lon
 from service.db.survey import cap_low_trust, survey_site
-from service.db.tables import DamageSite, RoadSegment, point
+from service.db.tables import DamageSite, Frame, Observation, RoadSegment, point
 from service.domain.classes import COMPATIBLE
+from service.domain.history import Pass, growth_m_per_30d
 from service.domain.ranking import RankingConfig, SiteFacts, score, severity
 from service.domain.statuses import SITE_ASSOCIABLE, SiteStatus
 from service.errors import InvalidInput, NotFound
@@ -149,6 +150,16 @@ def add_observation(
     return site
 
 
+def site_growth(session: Session, site: DamageSite) -> float | None:
+    """The site's size trend across its sized sightings (metres per 30 days), for the ranking."""
+    rows = session.execute(
+        select(Frame.captured_at, Observation.size_m)
+        .join(Frame, Frame.id == Observation.frame_id)
+        .where(Observation.site_id == site.id, Observation.size_m.is_not(None), Frame.captured_at.is_not(None))
+    ).all()
+    return growth_m_per_30d([Pass(0, "", at, True, size) for at, size in rows if at is not None])
+
+
 def rescore(site: DamageSite, config: RankingConfig, now: datetime | None = None) -> None:
     """Recompute priority, its components, severity and the config version on the site."""
     session = object_session(site)
@@ -160,6 +171,7 @@ def rescore(site: DamageSite, config: RankingConfig, now: datetime | None = None
         sightings=max(site.sightings, 1),
         last_seen=site.last_seen,
         road_importance=site.road_importance,
+        growth_m_per_30d=site_growth(session, site) if session is not None and site.id is not None else None,
     )
     result = score(facts, now or datetime.now(UTC), config)
     site.priority = result.priority

@@ -16,6 +16,15 @@ priority = 100 * sum(w_t * t) over known terms. The six weights sum to 1.0. When
 (road importance without a road network, or size that could not be measured), its weight is redistributed
 over the known terms in proportion to their weights, i.e. every known weight is divided by the sum of
 known weights. An unknown term therefore acts as if it equalled the weighted mean of the known ones.
+
+Growth (since 2026-12-1): a site whose size grows across surveys (least-squares slope of its sized
+sightings, metres per 30 days; ``service/domain/history.py``) gets up to ``growth_bonus`` more:
+priority = min(100, weighted sum x (1 + growth_bonus x min(growth / growth_ref_m_per_30d, 1))); the added
+points appear as the component ``growth``. A shrinking or unknown trend adds nothing.
+
+Recency reads "still there on the latest pass that covered it": ``last_seen`` moves with every sighting,
+and a site that covering passes no longer see goes to the "not seen again" queue (staff decide) instead
+of fading silently.
 """
 
 from __future__ import annotations
@@ -61,7 +70,7 @@ def _num(name: str, value: Any) -> float:
 class RankingConfig:
     """Versioned weights and reference values of the priority function (see module docstring)."""
 
-    version: str = "2026-11-1"
+    version: str = "2026-12-1"
     class_weight: dict[str, float] = field(default_factory=_default_class_weight)
     w_class: float = 0.30
     w_size: float = 0.20
@@ -72,6 +81,8 @@ class RankingConfig:
     size_ref_m: float = 1.0
     sightings_ref: float = 5.0
     recency_half_life_days: float = 30.0
+    growth_bonus: float = 0.2
+    growth_ref_m_per_30d: float = 0.2
 
     def __post_init__(self) -> None:
         if not isinstance(self.version, str) or not self.version.strip():
@@ -92,6 +103,10 @@ class RankingConfig:
         for name in ("size_ref_m", "recency_half_life_days"):
             if _num(name, getattr(self, name)) <= 0.0:
                 raise ConfigError(f"{name}: expected > 0, got {getattr(self, name)!r}")
+        if not 0.0 <= _num("growth_bonus", self.growth_bonus) <= 1.0:
+            raise ConfigError(f"growth_bonus: expected 0..1, got {self.growth_bonus!r}")
+        if _num("growth_ref_m_per_30d", self.growth_ref_m_per_30d) <= 0.0:
+            raise ConfigError(f"growth_ref_m_per_30d: expected > 0, got {self.growth_ref_m_per_30d!r}")
         if _num("sightings_ref", self.sightings_ref) < 1.0:
             raise ConfigError(f"sightings_ref: expected >= 1, got {self.sightings_ref!r}")
 
@@ -146,6 +161,7 @@ class SiteFacts:
     sightings: int
     last_seen: datetime
     road_importance: float | None = None
+    growth_m_per_30d: float | None = None  # size trend across surveys; None: unknown
 
     def __post_init__(self) -> None:
         if not isinstance(self.class_name, str) or not self.class_name:
@@ -205,6 +221,11 @@ def score(facts: SiteFacts, now: datetime, config: RankingConfig = DEFAULT_CONFI
         raise ValueError(f"weights: expected known terms {sorted(known)} to have weight > 0, got 0")
     components = {t: 100.0 * weights[t] / total_w * v for t, v in known.items()}
     unknown = tuple(t for t in TERMS if values[t] is None)
+    base = sum(components.values())
+    growth = facts.growth_m_per_30d
+    if growth is not None and math.isfinite(growth) and growth > 0.0:
+        factor = config.growth_bonus * min(growth / config.growth_ref_m_per_30d, 1.0)
+        components["growth"] = min(100.0, base * (1.0 + factor)) - base
     return Score(sum(components.values()), components, config.version, known, unknown)
 
 

@@ -72,7 +72,7 @@ def test_components_explain_priority() -> None:
     assert set(s.components) == set(TERMS)
     assert sum(s.components.values()) == pytest.approx(s.priority)
     assert 0.0 <= s.priority <= 100.0
-    assert s.config_version == DEFAULT_CONFIG.version == "2026-11-1"
+    assert s.config_version == DEFAULT_CONFIG.version == "2026-12-1"  # 2026-12-1 added the growth bonus
     assert s.terms["class"] == 0.7 and s.terms["recency"] == pytest.approx(0.5 ** (10 / 30))
     assert s.components["class"] == pytest.approx(100 * DEFAULT_CONFIG.w_class * 0.7)
     assert s.unknown == ()
@@ -227,3 +227,20 @@ def test_severity_unknown_class() -> None:
 def test_site_facts_validation(changes: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         facts(**changes)
+
+
+def test_a_growing_site_ranks_higher_and_a_shrinking_one_not() -> None:
+    from dataclasses import replace
+
+    base = SiteFacts("D40", 0.4, 0.8, 3, NOW_FOR_GROWTH)
+    plain = score(base, NOW_FOR_GROWTH)
+    grown = score(replace(base, growth_m_per_30d=0.1), NOW_FOR_GROWTH)  # half the reference: +10 %
+    assert grown.priority == pytest.approx(plain.priority * 1.1)
+    assert grown.components["growth"] == pytest.approx(plain.priority * 0.1)
+    fast = score(replace(base, growth_m_per_30d=5.0), NOW_FOR_GROWTH)  # saturates at +20 %, never above 100
+    assert fast.priority == pytest.approx(min(100.0, plain.priority * 1.2))
+    assert score(replace(base, growth_m_per_30d=-0.3), NOW_FOR_GROWTH).priority == plain.priority
+    assert "growth" not in plain.components
+
+
+NOW_FOR_GROWTH = datetime(2026, 12, 1, tzinfo=UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -49,7 +50,7 @@ def _pass(
     s.add(batch)
     s.flush()
     f = Frame(
-        sha256=f"{day}-{seen}-{footprint[-8:]}".ljust(64, "0")[:64], vehicle_id=vehicle, batch_id=batch.id,
+        sha256=uuid.uuid4().hex * 2, vehicle_id=vehicle, batch_id=batch.id,
         filename="x.jpg", captured_at=T0 + timedelta(days=day), position=point(LAT - 0.0001, LON),
         location_source="exif", width=1280, height=720, status="done",
     )  # fmt: skip
@@ -193,3 +194,23 @@ def test_a_done_order_shows_how_many_repairs_the_drives_confirmed(
     verify_changed(sessions, k=3, now=datetime.now(UTC))
     page = client.get(f"/orders/{order_id}?lang=en", auth=staff["viewer"])
     assert "Repairs confirmed by routine drives: 1 of 1" in page.text
+
+
+def test_a_growing_pothole_ranks_higher_than_the_same_one_not_growing(
+    sessions: sessionmaker[Session],
+) -> None:
+    from service.db.sites import rescore
+    from service.domain.ranking import DEFAULT_CONFIG
+
+    with transaction(sessions) as s:
+        growing, steady = _site(s), _site(s)
+        for day, size in ((0, 0.3), (30, 0.45), (60, 0.6)):
+            _pass(s, growing, day, True, size)
+        for day in (0, 30, 60):
+            _pass(s, steady, day, True, 0.6)
+        for site in (growing, steady):
+            site.size_m, site.sightings, site.last_seen = 0.6, 3, T0 + timedelta(days=60)
+            rescore(site, DEFAULT_CONFIG, now=T0 + timedelta(days=61))
+    assert growing.priority > steady.priority
+    assert growing.score_components["components"]["growth"] > 0
+    assert "growth" not in steady.score_components["components"]
