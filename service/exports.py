@@ -40,6 +40,11 @@ CSV_FIELDS = [
     "last_seen",
     "lat",
     "lon",
+    "street",
+    "from_street",
+    "to_street",
+    "section_id",
+    "low_trust",
     "ranking_version",
 ]
 ORDER_FIELDS = ["order_id", "order_title", "crew", "order_status", "order_position", *CSV_FIELDS]
@@ -137,6 +142,10 @@ GPKG_SITE_FIELDS: dict[str, str] = {
     "first_seen": "datetime64[ms]",
     "last_seen": "datetime64[ms]",
     "ranking_version": "object",
+    "street": "object",
+    "from_street": "object",
+    "to_street": "object",
+    "section_id": "object",
 }
 GPKG_ORDER_FIELDS: dict[str, str] = {
     "order_id": "int32",

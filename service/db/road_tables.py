@@ -13,9 +13,9 @@ from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, func
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
 
-from service.db.tables import Base
+from service.db.tables import Base, DamageSite
 
 
 class RoadSection(Base):
@@ -109,3 +109,21 @@ class SiteSurvey(Base):
     usable_sightings: Mapped[int] = mapped_column(Integer, default=0)
     unusable_sightings: Mapped[int] = mapped_column(Integer, default=0)
     __table_args__ = (Index("ix_site_survey_section", "section_id"),)
+
+
+# Read-only links for display (a site's street in lists, pages and exports). Declared here, beside the
+# tables they read, so that service/db/tables.py stays free of the road network; selectin loads the surveys
+# of a page of sites in one query, each with its section joined.
+SiteSurvey.section = relationship(
+    RoadSection,
+    primaryjoin=lambda: foreign(SiteSurvey.section_id) == RoadSection.id,
+    viewonly=True,
+    lazy="joined",
+)
+DamageSite.survey = relationship(
+    SiteSurvey,
+    primaryjoin=lambda: foreign(SiteSurvey.site_id) == DamageSite.id,
+    viewonly=True,
+    uselist=False,
+    lazy="selectin",
+)

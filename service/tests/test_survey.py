@@ -218,3 +218,35 @@ def test_sites_seen_only_in_unusable_frames_are_low_trust(
             assert site.priority == LOW_TRUST_MAX_PRIORITY and site.score_components["low_trust"] is True
         quality = session.get(FrameQuality, site.observations[0].frame_id)
         assert quality is not None and quality.usable is usable
+
+
+def test_the_street_shows_in_the_list_site_page_exports_and_work_orders(app, client, staff) -> None:  # type: ignore[no-untyped-def]
+    from service.tests.web_seed import login
+
+    sessions = app.state.sessions
+    import_network(sessions, HELSINKI)
+    with transaction(sessions) as session:
+        site = _site_with_frame(session, usable=True)
+        rescore(site, DEFAULT_CONFIG, now=T0)
+        public_id = str(site.public_id)
+    auth = staff["viewer"]
+    feature = client.get(f"/api/v1/sites/{public_id}", auth=auth).json()
+    props = feature.get("properties", feature)
+    assert props["street"] == "Fabianinkatu" and props["section_id"] == "w4243036:1"
+    assert props["location"] == "Fabianinkatu, between Pohjoisesplanadi and Eteläesplanadi"
+    listed = client.get("/api/v1/sites", auth=auth).json()["features"][0]["properties"]
+    assert (listed["from_street"], listed["to_street"]) == ("Pohjoisesplanadi", "Eteläesplanadi")
+    csv_text = client.get("/api/v1/sites.csv", auth=auth).text
+    header, row = csv_text.splitlines()[:2]
+    assert "street,from_street,to_street,section_id" in header and "Fabianinkatu,Pohjoisesplanadi" in row
+    order = client.post(
+        "/api/v1/work-orders", json={"title": "Esplanadi", "sites": [public_id]}, auth=staff["reviewer"]
+    )
+    assert order.status_code == 201, order.text
+    order_id = order.json()["id"]
+    login(client, *staff["reviewer"])
+    page = client.get("/sites").text
+    assert "Fabianinkatu</a> (Pohjoisesplanadi – Eteläesplanadi)" in page
+    assert "Fabianinkatu</a> (Pohjoisesplanadi – Eteläesplanadi)" in client.get(f"/sites/{public_id}").text
+    assert "Fabianinkatu (Pohjoisesplanadi – Eteläesplanadi)" in client.get(f"/orders/{order_id}/print").text
+    assert "Fabianinkatu" in client.get(f"/api/v1/work-orders/{order_id}/sites.csv", auth=auth).text
