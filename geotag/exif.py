@@ -24,6 +24,9 @@ class ExifInfo:
 
     captured_at: datetime | None = None
     fix: Fix | None = None
+    # The GPS position (lat, lon, heading, speed) even when no time came with it (then ``fix`` is None):
+    # the caller may know the time from elsewhere.
+    position: tuple[float, float, float | None, float | None] | None = None
     orientation: int | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -112,6 +115,7 @@ def _gps_fix(gps: dict[int, Any], when: datetime | None, info: ExifInfo) -> Fix 
             if ref not in SPEED_REF_MS:
                 raise ValueError(f"GPSSpeedRef: expected K, M or N, got {ref!r}")
             speed *= SPEED_REF_MS[ref]
+        info.position = (lat, lon, heading, speed)
         if when is None:
             info.warnings.append("GPS position has no time stamp and no capture time; fix dropped")
             return None

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # Worker liveness: a job whose worker sent no heartbeat for this long is retried.
     heartbeat_interval_s: float = 5.0
     stalled_after_s: float = 30.0
+    # A frame whose worker died this often while processing it fails (with the reason) instead of being
+    # retried for ever; its upload is kept this many days for inspection (admins see failed frames).
+    max_frame_stalls: int = Field(3, ge=1)
+    failed_upload_keep_days: float = Field(7.0, ge=0)
     # Crash tests only: pause inside the frame transaction so a test can kill the worker there.
     debug_pause_s: float = 0.0
     # Staff web app. The session secret signs the login cookie; when unset, one is generated once and kept

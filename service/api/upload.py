@@ -19,7 +19,7 @@ from service.access.deps import SessionDep, SettingsDep, VehicleDep
 from service.api.schemas import BatchOut, ImageResultOut, MissingOut
 from service.db.frames import BatchResult, ImageResult, create_batch, finish_batch, ingest_image
 from service.db.tables import Frame, Vehicle
-from service.domain.statuses import UploadStatus
+from service.domain.statuses import FrameStatus, UploadStatus
 from service.errors import InvalidInput
 from service.worker.jobs import defer_frames
 
@@ -198,7 +198,17 @@ class MissingRequest(BaseModel):
     sha256: list[Annotated[str, Field(pattern="^[0-9a-f]{64}$")]] = Field(max_length=5000)
 
 
-@router.post("/frames/missing", summary="Which of these sha256 hashes the server does not have yet")
+@router.post("/frames/missing", summary="Which of these sha256 hashes this vehicle has not sent yet")
 def missing_frames(body: MissingRequest, session: SessionDep, vehicle: VehicleDep) -> MissingOut:
-    known = set(session.scalars(select(Frame.sha256).where(Frame.sha256.in_(body.sha256))))
+    # Per vehicle: what other vehicles sent is none of its business; a frame that failed for good may
+    # be sent again.
+    known = set(
+        session.scalars(
+            select(Frame.sha256).where(
+                Frame.sha256.in_(body.sha256),
+                Frame.vehicle_id == vehicle.id,
+                Frame.status != FrameStatus.FAILED,
+            )
+        )
+    )
     return MissingOut(missing=[h for h in body.sha256 if h not in known])

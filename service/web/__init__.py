@@ -15,6 +15,14 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 def routers() -> list[APIRouter]:
     """The web app's routers, in include order."""
-    from service.web import accounts, orders, pages, streets, transparency, vehicles
+    from service.web import accounts, frames, orders, pages, streets, transparency, vehicles
 
-    return [accounts.router, vehicles.router, pages.router, orders.router, streets.router, transparency.router]
+    return [
+        accounts.router,
+        vehicles.router,
+        frames.router,
+        pages.router,
+        orders.router,
+        streets.router,
+        transparency.router,
+    ]

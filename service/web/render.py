@@ -18,9 +18,11 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from service.access.sessions import csrf_token
+from service.db.frames import failed_count
 from service.db.tables import User
 from service.db.users import role_at_least
 from service.domain.demo import is_demo_vehicle
+from service.domain.statuses import Role
 from service.web.i18n import COOKIE, LANGUAGE_NAMES, LANGUAGES, Translator, choose_language
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,14 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
     request.session["flash"] = {"message": message, "kind": kind}
 
 
+def _failed_frames(request: Request, user: User | None) -> int:
+    """For admins: how many frames failed (the navigation shows it on every page)."""
+    if user is None or not role_at_least(user.role, Role.ADMIN):
+        return 0
+    with request.app.state.sessions() as session:
+        return failed_count(session)
+
+
 def page(request: Request, name: str, user: User | None, status_code: int = 200, **context: Any) -> Response:
     t = translator(request)
     settings = request.app.state.settings
@@ -87,6 +97,7 @@ def page(request: Request, name: str, user: User | None, status_code: int = 200,
         tile_url=settings.tile_url,
         tile_attribution=settings.tile_attribution,
         path=request.url.path,
+        failed_frames=_failed_frames(request, user),
     )
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
     if request.query_params.get("lang") in LANGUAGES:

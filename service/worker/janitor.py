@@ -1,7 +1,10 @@
 """The janitor, a small loop in every worker: it retries jobs whose worker stopped sending heartbeats
-(killed with SIGKILL, machine lost), marks frames failed whose job used up its attempts, queues frames
-left ``queued`` without a job (the database went away between storing a frame and queueing it), and
-deletes uploads that are anonymized or orphaned.
+(killed with SIGKILL, machine lost) until a frame has stalled ``max_frame_stalls`` times (a frame that
+kills its worker, by running out of memory or a native crash, is then ``failed`` with the reason instead
+of being retried for ever), marks frames failed whose job used up its attempts, queues frames left
+``queued`` without a job (the database went away between storing a frame and queueing it), and deletes
+uploads that are processed or orphaned; the upload of a failed frame is kept ``failed_upload_keep_days``
+for inspection.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import procrastinate
-from sqlalchemy import select, text
+from procrastinate.jobs import Status
+from sqlalchemy import and_, func, or_, select, text
 
 from service.db.store import ImageStore
 from service.db.tables import Frame
 from service.domain.statuses import FrameStatus
 from service.settings import Settings
-from service.worker.jobs import defer_frames
+from service.worker.jobs import TASK, defer_frames
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,8 @@ ORPHANS_SQL = text(
 # janitor does not queue it again for ever; staff see the error and can re-upload.
 GIVE_UP_SQL = text(
     """
-    UPDATE frame f SET status = 'failed', error = 'processing failed after all retries (see the worker log)'
+    UPDATE frame f SET status = 'failed', error = 'processing failed after all retries (see the worker log)',
+                       failed_at = now()
     WHERE (f.status = 'queued' OR (f.status = 'no_location' AND f.anonymized_at IS NULL))
       AND EXISTS (SELECT 1 FROM procrastinate_jobs j
                   WHERE j.queueing_lock = 'frame-' || f.id AND j.status = 'failed')
@@ -64,10 +69,31 @@ def _older_than(path: Path, cutoff: float) -> bool:
         return False
 
 
-def sweep_originals(sessions: Any, originals: ImageStore, orphan_age_s: float = ORPHAN_UPLOAD_AGE_S) -> int:
-    """Delete uploads whose anonymized copy is stored or whose frame failed (a worker died between
-    storing the copy and deleting the upload), and old uploads or temporary files that no frame
-    refers to (a crash while receiving them). Returns how many were deleted."""
+# A frame that stalled its worker this often is counted once per stall here.
+STALL_SQL = text(
+    """
+    UPDATE frame SET stall_count = stall_count + 1
+    WHERE id = :id AND status IN ('queued', 'no_location') RETURNING stall_count
+    """
+)
+FAIL_STALLED_SQL = text(
+    """
+    UPDATE frame SET status = 'failed', failed_at = now(), error = :error
+    WHERE id = :id AND status IN ('queued', 'no_location')
+    """
+)
+
+
+def sweep_originals(
+    sessions: Any,
+    originals: ImageStore,
+    orphan_age_s: float = ORPHAN_UPLOAD_AGE_S,
+    failed_keep_s: float = 7 * 86400.0,
+) -> int:
+    """Delete uploads that are no longer needed: the frame is done (detections committed), or has no
+    position and its anonymized copy is stored, or failed more than ``failed_keep_s`` ago (kept that long
+    for inspection); and old uploads or temporary files that no frame refers to (a crash while receiving
+    them). Returns how many were deleted."""
     root = originals.root
     if not root.exists():
         return 0
@@ -82,11 +108,16 @@ def sweep_originals(sessions: Any, originals: ImageStore, orphan_age_s: float = 
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         with sessions() as session:
-            rows = session.execute(
-                select(
-                    Frame.sha256, (Frame.anonymized_at.is_not(None)) | (Frame.status == FrameStatus.FAILED)
-                ).where(Frame.sha256.in_(chunk))
-            ).all()
+            kept_until = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, failed_keep_s)
+            finished = or_(
+                Frame.status == FrameStatus.DONE,
+                and_(Frame.status == FrameStatus.NO_LOCATION, Frame.anonymized_at.is_not(None)),
+                and_(
+                    Frame.status == FrameStatus.FAILED,
+                    or_(Frame.failed_at.is_(None), Frame.failed_at < kept_until),
+                ),
+            )
+            rows = session.execute(select(Frame.sha256, finished).where(Frame.sha256.in_(chunk))).all()
         done = {sha for sha, finished in rows if finished}
         known = {sha for sha, _ in rows}
         cutoff = time.time() - orphan_age_s
@@ -100,29 +131,66 @@ def sweep_originals(sessions: Any, originals: ImageStore, orphan_age_s: float = 
     return deleted
 
 
+async def _stalled(app: procrastinate.App, settings: Settings, sessions: Any) -> None:
+    """Retry the jobs of workers that stopped sending heartbeats; a frame that stalled its worker
+    ``max_frame_stalls`` times fails instead (the job too, so it is not retried again)."""
+    stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=settings.stalled_after_s)
+    for job in stalled:
+        try:  # one job that cannot be retried must not stop the rest of the pass
+            raw_id = job.task_kwargs.get("frame_id") if job.task_name == TASK else None
+            frame_id = raw_id if isinstance(raw_id, int) else None
+            stalls = (
+                await asyncio.to_thread(_count_stall, sessions, frame_id) if frame_id is not None else None
+            )
+            if frame_id is not None and stalls is not None and stalls >= settings.max_frame_stalls:
+                reason = (
+                    f"its worker stopped {stalls} times while processing it (out of memory or a crash in "
+                    "native code?); the upload is kept for inspection"
+                )
+                log.error("frame %s failed: %s", frame_id, reason)
+                await asyncio.to_thread(_fail_stalled, sessions, frame_id, reason)
+                await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
+                continue
+            log.warning("retrying job %s (%s): its worker stopped sending heartbeats", job.id, job.task_name)
+            await app.job_manager.retry_job(job)
+        except Exception:  # unexpected: logged, the next pass tries again
+            log.exception("could not retry job %s", job.id)
+
+
+def _count_stall(sessions: Any, frame_id: int) -> int | None:
+    with sessions() as session, session.begin():
+        return session.execute(STALL_SQL, {"id": frame_id}).scalar()  # type: ignore[no-any-return]
+
+
+def _fail_stalled(sessions: Any, frame_id: int, reason: str) -> None:
+    with sessions() as session, session.begin():
+        session.execute(FAIL_STALLED_SQL, {"id": frame_id, "error": reason})
+
+
+async def janitor_pass(
+    app: procrastinate.App, settings: Settings, sessions: Any, originals: ImageStore
+) -> None:
+    """One pass: stalled jobs, frames whose job gave up, orphaned frames, uploads no longer needed."""
+    await _stalled(app, settings, sessions)
+    with sessions() as session, session.begin():
+        given_up = session.execute(GIVE_UP_SQL).rowcount
+    if given_up:
+        log.error("%d frames failed after all retries", given_up)
+    with sessions() as session:
+        orphans = [row[0] for row in session.execute(ORPHANS_SQL, {"age": settings.stalled_after_s})]
+    if orphans:
+        log.warning("queueing %d frames that had no job", len(orphans))
+        await asyncio.to_thread(defer_frames, app, orphans)
+    await asyncio.to_thread(
+        sweep_originals, sessions, originals, failed_keep_s=settings.failed_upload_keep_days * 86400.0
+    )
+
+
 async def janitor(app: procrastinate.App, settings: Settings, sessions: Any, originals: ImageStore) -> None:
-    """Forever: retry stalled jobs, queue orphaned frames, delete uploads already anonymized."""
+    """Forever: a :func:`janitor_pass` every heartbeat interval."""
     while True:
         try:
-            stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=settings.stalled_after_s)
-            for job in stalled:
-                log.warning(
-                    "retrying job %s (%s): its worker stopped sending heartbeats", job.id, job.task_name
-                )
-                try:  # one job that cannot be retried must not stop the rest of the pass
-                    await app.job_manager.retry_job(job)
-                except Exception:  # unexpected: logged, the next pass tries again
-                    log.exception("could not retry job %s", job.id)
-            with sessions() as session, session.begin():
-                given_up = session.execute(GIVE_UP_SQL).rowcount
-            if given_up:
-                log.error("%d frames failed after all retries", given_up)
-            with sessions() as session:
-                orphans = [row[0] for row in session.execute(ORPHANS_SQL, {"age": settings.stalled_after_s})]
-            if orphans:
-                log.warning("queueing %d frames that had no job", len(orphans))
-                await asyncio.to_thread(defer_frames, app, orphans)
-            await asyncio.to_thread(sweep_originals, sessions, originals)
+            await janitor_pass(app, settings, sessions, originals)
         except Exception:  # the janitor must outlive database hiccups
             log.exception("janitor pass failed")
         await asyncio.sleep(settings.heartbeat_interval_s)

@@ -25,6 +25,11 @@ QUEUE = "frames"
 TASK = "process_frame"
 
 
+# A frame job that raised is retried after 7, 9, 13, 21, 37, 69, 133 and 261 s (9 minutes in all): longer
+# than a database restart or failover of a few minutes. (A worker that dies is the janitor's business.)
+FRAME_RETRY = RetryStrategy(max_attempts=8, wait=5, exponential_wait=2)
+
+
 def lock_for(frame_id: int) -> str:
     return f"frame-{frame_id}"
 
@@ -38,7 +43,7 @@ def make_app(settings: Settings, context: WorkerContext | None = None) -> procra
             raise RuntimeError("this app only queues jobs: it has no worker context")
         return context
 
-    @app.task(name=TASK, queue=QUEUE, retry=RetryStrategy(max_attempts=5, exponential_wait=2))
+    @app.task(name=TASK, queue=QUEUE, retry=FRAME_RETRY)
     def process_frame(frame_id: int) -> str:
         from service.worker.pipeline import process_frame as run
 

@@ -1,7 +1,8 @@
 """Processing one frame: anonymize, detect, locate each damage on the ground; then associate its drive.
 
-Anonymization comes first and is committed on its own: the blurred copy is stored, the frame points
-at it, and the upload is deleted. Frames without a position stop there.
+Anonymization comes first and is committed on its own: the blurred copy is stored and the frame points
+at it. Frames without a position stop there (their upload is deleted); a located frame keeps its upload
+until its detections are committed, so a retry after a crash detects on the original as well.
 
 Detection runs outside any transaction. The frame's observations (located on the ground as the GPS
 says) are written in one transaction that first locks the frame row and checks it is still
@@ -19,6 +20,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from geoalchemy2.shape import to_shape
@@ -87,14 +89,16 @@ def _fail(ctx: WorkerContext, frame_id: int, message: str, unless_anonymized: bo
         if frame is not None and unless_anonymized and frame.anonymized_at is not None:
             return frame.status  # another job for this frame stored the copy and deleted the upload
         if frame is not None and frame.status in (FrameStatus.QUEUED, FrameStatus.NO_LOCATION):
-            frame.status, frame.error = FrameStatus.FAILED, message
+            frame.status, frame.error, frame.failed_at = FrameStatus.FAILED, message, datetime.now(UTC)
     return FrameStatus.FAILED
 
 
 def anonymize_frame(
-    ctx: WorkerContext, frame_id: int, sha256: str, horizon: float | None
-) -> np.ndarray | None:
-    """Blur persons and vehicles, store the copy, point the frame at it, delete the upload.
+    ctx: WorkerContext, frame_id: int, sha256: str, horizon: float | None, keep_original: bool = False
+) -> np.ndarray[Any, Any] | None:
+    """Blur persons and vehicles, store the copy, point the frame at it, delete the upload (unless
+    ``keep_original``: a located frame keeps it until its detections are committed, so a retry after a
+    crash detects on the original too).
 
     Returns the decoded original (kept in memory only, for detection), or None when the upload is
     unreadable (the frame is then marked failed). Safe to repeat: the copy is content-addressed and
@@ -117,7 +121,8 @@ def anonymize_frame(
         if frame is not None and frame.anonymized_at is None:
             frame.image_key, frame.anonymized_at = key, datetime.now(UTC)
             frame.blurred_regions = len(report.boxes)
-    ctx.originals.delete(sha256)  # as soon as the anonymized copy is stored (the janitor retries)
+    if not keep_original:
+        ctx.originals.delete(sha256)  # as soon as the anonymized copy is stored (the janitor retries)
     return original
 
 
@@ -150,16 +155,22 @@ def _process_frame(ctx: WorkerContext, frame_id: int) -> str:
     ):
         return status
     if anonymized is None:
-        image = anonymize_frame(ctx, frame_id, sha, horizon)
+        image = anonymize_frame(ctx, frame_id, sha, horizon, keep_original=status == FrameStatus.QUEUED)
         if image is None:
             return FrameStatus.FAILED
         if status == FrameStatus.NO_LOCATION:
             return status
-    else:  # a retry after the upload was deleted: detect on the anonymized copy
+    else:  # a retry after a crash: the original is kept until detection has committed
         try:
-            image = decode_image(ctx.store.get(key or ""), ctx.settings.max_pixels)
-        except (ImageError, FileNotFoundError, ValueError) as exc:
-            return _fail(ctx, frame_id, f"cannot read the stored image: {exc}")
+            image = decode_image(ctx.originals.get(sha), ctx.settings.max_pixels)
+        except FileNotFoundError:  # deleted by an older version: only the anonymized copy is left
+            log.warning("frame %s: original gone, detecting on the anonymized copy", frame_id)
+            try:
+                image = decode_image(ctx.store.get(key or ""), ctx.settings.max_pixels)
+            except (ImageError, FileNotFoundError, ValueError) as exc:
+                return _fail(ctx, frame_id, f"cannot read the stored image: {exc}")
+        except (ImageError, ValueError) as exc:
+            return _fail(ctx, frame_id, f"cannot read the uploaded image: {exc}")
     # Damage is detected on the original in memory: a false person box must not hide a pothole.
     detections = ctx.detector.predict(image, ctx.settings.detect_conf, ctx.settings.detect_iou)
 
@@ -202,3 +213,4 @@ def _process_frame(ctx: WorkerContext, frame_id: int) -> str:
         frame.processed_at = datetime.now(UTC)
     log.info("frame %s: %d detections", frame_id, len(detections))
     return FrameStatus.DONE
+    ctx.originals.delete(sha)  # detections committed: the original is no longer needed
