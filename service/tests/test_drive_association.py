@@ -261,3 +261,18 @@ def test_sites_of_a_drive_take_the_importance_of_their_road(client, vehicle_toke
         sites = s.scalars(select(DamageSite)).all()
         assert sites and all(site.road_importance == 1.0 for site in sites)
         assert all("road" in site.score_components["components"] for site in sites)
+
+
+def test_the_janitor_associates_drives_left_behind(client, vehicle_token, ctx) -> None:  # type: ignore[no-untyped-def]
+    from service.worker.association import associate_stale
+
+    frame_id = upload(client, vehicle_token, "a.jpg", gps_jpeg(LAT, LON, T0, heading=90.0, seed=61))
+    assert _process_frame(ctx, frame_id) == "done"  # located; the worker was lost before associating
+    kwargs = {"config": AssociationConfig(), "model_version_id": None, "ranking": DEFAULT_CONFIG}
+    assert associate_stale(ctx.sessions, older_than_s=3600.0, **kwargs) == 0  # too recent to be stale
+    assert associate_stale(ctx.sessions, older_than_s=0.0, **kwargs) == 1
+    assert associate_stale(ctx.sessions, older_than_s=0.0, **kwargs) == 0
+    with ctx.sessions() as s:
+        assert (
+            s.scalar(select(func.count()).select_from(Observation).where(Observation.site_id.is_(None))) == 0
+        )

@@ -400,7 +400,7 @@ def associate_segment(
     }
     by_key = {s.key: s for f in frames for s in f.sightings}
     founded: dict[int, DamageSite] = {}
-    site_of: list[DamageSite | None] = [None] * len(tracks)
+    site_by_track: dict[int, DamageSite] = {}
     moved_of: dict[int, list[tuple[tracking.Sighting, tuple[float, float]]]] = {}
     with session.no_autoflush:  # written together below: a few statements, not a few per track
         for i in sorted(range(len(tracks)), key=lambda k: assignment.founders[k] != k):  # founders first
@@ -418,17 +418,16 @@ def associate_segment(
                 founded[i] = site
             moved_of[i] = [(by_key[k], plan.sighting_position(i, by_key[k])) for k in t.sighting_keys]
             merge_track(session, site, t, moved_of[i], model_version_id)
-            site_of[i] = site
-        touched = list({id(x): x for x in site_of if x is not None}.values())
+            site_by_track[i] = site
+        touched = list({id(x): x for x in site_by_track.values()}.values())
         importance = road_importances(session, [to_shape(x.position) for x in touched])
         for x, value in zip(touched, importance, strict=True):
             x.road_importance = value
             rescore(x, ranking)
     session.flush()
+    placed = [site_by_track[i] for i in range(len(tracks))]
     rows = []
-    for i, t in enumerate(tracks):
-        site = site_of[i]
-        assert site is not None
+    for i, (t, site) in enumerate(zip(tracks, placed, strict=True)):
         rows.append(
             Track(
                 drive_id=drive.id,
@@ -446,9 +445,9 @@ def associate_segment(
         )
     session.add_all(rows)
     session.flush()
-    for i, (t, row) in enumerate(zip(tracks, rows, strict=True)):
+    for i, (t, row, site) in enumerate(zip(tracks, rows, placed, strict=True)):
         for s, pos in moved_of[i]:
-            result.site_of[s.key] = row.site_id
+            result.site_of[s.key] = site.id
             result.track_of[s.key] = row.id
             result.positions[s.key] = pos
         for fk in t.frame_keys:
@@ -593,3 +592,38 @@ def _pending(segment: Sequence[Row[int, datetime | None, str, int]]) -> list[int
     if any(r.status == FrameStatus.QUEUED for r in segment):
         return []
     return [r.id for r in segment if r.status == FrameStatus.DONE and r.drive_id is None]
+
+
+STALE_SQL = text(
+    """
+    SELECT f.id FROM frame f
+    WHERE f.status = 'done' AND f.position IS NOT NULL
+      AND f.processed_at < now() - make_interval(secs => :age)
+      AND NOT EXISTS (SELECT 1 FROM drive_frame d WHERE d.frame_id = f.id)
+      AND NOT EXISTS (SELECT 1 FROM observation o WHERE o.frame_id = f.id AND o.site_id IS NOT NULL)
+    ORDER BY f.id LIMIT 200
+    """
+)
+
+
+def associate_stale(
+    sessions: sessionmaker[Session],
+    *,
+    older_than_s: float,
+    config: AssociationConfig,
+    model_version_id: int | None,
+    ranking: RankingConfig,
+) -> int:
+    """Associate the drives of located frames left unassociated for ``older_than_s`` (for the janitor:
+    a drive whose last frame failed, or a worker lost between locating a frame and associating its
+    drive). Returns how many drive segments were written."""
+    with sessions() as session:
+        frame_ids = list(session.scalars(STALE_SQL, {"age": older_than_s}))
+    written: set[int] = set()
+    for frame_id in frame_ids:
+        written.update(
+            associate_ready(
+                sessions, frame_id, config=config, model_version_id=model_version_id, ranking=ranking
+            )
+        )
+    return len(written)

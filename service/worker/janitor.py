@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -168,9 +169,14 @@ def _fail_stalled(sessions: Any, frame_id: int, reason: str) -> None:
 
 
 async def janitor_pass(
-    app: procrastinate.App, settings: Settings, sessions: Any, originals: ImageStore
+    app: procrastinate.App,
+    settings: Settings,
+    sessions: Any,
+    originals: ImageStore,
+    associate: Callable[[], object] | None = None,
 ) -> None:
-    """One pass: stalled jobs, frames whose job gave up, orphaned frames, uploads no longer needed."""
+    """One pass: stalled jobs, frames whose job gave up, orphaned frames, uploads no longer needed,
+    drives left unassociated (``associate``: the worker's association of stale drives)."""
     await _stalled(app, settings, sessions)
     with sessions() as session, session.begin():
         given_up = session.execute(GIVE_UP_SQL).rowcount
@@ -184,13 +190,21 @@ async def janitor_pass(
     await asyncio.to_thread(
         sweep_originals, sessions, originals, failed_keep_s=settings.failed_upload_keep_days * 86400.0
     )
+    if associate is not None:
+        await asyncio.to_thread(associate)
 
 
-async def janitor(app: procrastinate.App, settings: Settings, sessions: Any, originals: ImageStore) -> None:
+async def janitor(
+    app: procrastinate.App,
+    settings: Settings,
+    sessions: Any,
+    originals: ImageStore,
+    associate: Callable[[], object] | None = None,
+) -> None:
     """Forever: a :func:`janitor_pass` every heartbeat interval."""
     while True:
         try:
-            await janitor_pass(app, settings, sessions, originals)
+            await janitor_pass(app, settings, sessions, originals, associate)
         except Exception:  # the janitor must outlive database hiccups
             log.exception("janitor pass failed")
         await asyncio.sleep(settings.heartbeat_interval_s)

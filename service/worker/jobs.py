@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import procrastinate
@@ -108,6 +109,7 @@ def defer_frames(app: procrastinate.App, frame_ids: list[int]) -> int:
 
 async def run_worker(settings: Settings, context: WorkerContext, concurrency: int = 1) -> None:
     """Run one worker process (``concurrency`` jobs at a time) and its janitor until stopped."""
+    from service.worker.association import AssociationConfig, associate_stale
     from service.worker.janitor import janitor
 
     app = make_app(settings, context)
@@ -121,7 +123,15 @@ async def run_worker(settings: Settings, context: WorkerContext, concurrency: in
                 install_signal_handlers=True,
             )
         )
-        cleaner = asyncio.create_task(janitor(app, settings, context.sessions, context.originals))
+        associate = partial(
+            associate_stale,
+            context.sessions,
+            older_than_s=settings.stalled_after_s,
+            config=AssociationConfig(radius_m=settings.association_radius_m),
+            model_version_id=context.model_version_id,
+            ranking=context.ranking,
+        )
+        cleaner = asyncio.create_task(janitor(app, settings, context.sessions, context.originals, associate))
         try:
             await worker
         finally:
