@@ -12,6 +12,7 @@ from fastapi import APIRouter
 def routers() -> list[APIRouter]:
     """The API's routers, in include order."""
     from service.api import (
+        coverage,
         decisions,
         frames,
         health,
@@ -34,6 +35,7 @@ def routers() -> list[APIRouter]:
         decisions.router,
         work_orders.router,
         sections.router,
+        coverage.router,
         history.router,
         labelstudio_webhook.router,
         ogc.router,

@@ -228,7 +228,7 @@ class SectionIndex:
         from shapely.geometry import box
 
         hits = self.tree.query(box(lon - dlon, lat - dlat, lon + dlon, lat + dlat))
-        return [self.candidates[int(i)] for i in hits]
+        return sorted((self.candidates[int(i)] for i in hits), key=lambda c: c.id)  # as sections_near
 
 
 def reattach_frames(session: Session, sections: Sequence[Section], params: MatchParams) -> int:
@@ -268,9 +268,9 @@ def sections_near(session: Session, lat: float, lon: float, radius_m: float) -> 
     pt = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
     radius_deg = radius_m / (_M_PER_DEG_LAT * max(math.cos(math.radians(lat)), 1e-6))
     rows = session.execute(
-        select(RoadSection.id, RoadSection.geom, RoadSection.oneway).where(
-            func.ST_DWithin(RoadSection.geom, pt, radius_deg)
-        )
+        select(RoadSection.id, RoadSection.geom, RoadSection.oneway)
+        .where(func.ST_DWithin(RoadSection.geom, pt, radius_deg))
+        .order_by(RoadSection.id)  # ties (a frame on a cut point) go to the lower id, every time
     ).all()
     return [Candidate(sid, tuple(to_shape(geom).coords), oneway) for sid, geom, oneway in rows]
 
