@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from geoalchemy2.shape import to_shape
-from sqlalchemy import Row, func, select, text
+from sqlalchemy import Row, exists, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from geotag import M_PER_DEG_LAT, local_m, metres_per_degree_lon, offset
@@ -191,7 +191,7 @@ VEHICLE_LOCK = 7301  # pg_advisory_xact_lock(VEHICLE_LOCK, vehicle id): one asso
 CELL_LOCK = 7302  # pg_advisory_xact_lock(CELL_LOCK, cell key): one association per map cell at a time
 CELL_DEG = 0.005  # lock cells of 0.005 x 0.005 degrees (about 550 x 340 m at 52 N)
 DRIVE_GAP = timedelta(minutes=5)  # a longer pause between a vehicle's photos starts a new drive
-DRIVE_LOOKAROUND = timedelta(hours=12)
+DRIVE_LOOKAROUND = timedelta(hours=6)  # a drive longer than this is associated in pieces
 
 
 @dataclass(frozen=True)
@@ -529,6 +529,17 @@ def associate_ready(
         if frame is None or frame.position is None:
             return []
         vehicle_id, around = frame.vehicle_id, frame.captured_at
+        if around is not None and session.scalar(  # cheap and common: a neighbour is still queued
+            select(
+                exists().where(
+                    Frame.vehicle_id == vehicle_id,
+                    Frame.status == FrameStatus.QUEUED,
+                    Frame.position.is_not(None),
+                    Frame.captured_at.between(around - DRIVE_GAP, around + DRIVE_GAP),
+                )
+            )
+        ):
+            return []
     written: list[int] = []
     with sessions() as session:
         segments = _segments(session, vehicle_id, around, frame_id)
