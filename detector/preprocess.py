@@ -6,6 +6,7 @@ postprocessing, never kept on an object, so one detector serves concurrent calls
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,15 @@ class Letterbox:
     source_height: int
 
 
+_OBJECT_REPR = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")
+
+
+def _words(exc: Exception) -> str:
+    """The exception's message without Python object representations (``<_io.BytesIO object at 0x..>``):
+    the reason is shown to clients."""
+    return _OBJECT_REPR.sub("", str(exc)).strip() or type(exc).__name__
+
+
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray[Any, Any]:
     """Decode JPEG/PNG bytes to a BGR array with the EXIF orientation applied.
 
@@ -48,7 +58,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     except Image.DecompressionBombError as exc:
         raise ImageError(f"image too large: {exc}") from exc
     except Exception as exc:  # PIL raises many types for garbage input
-        raise ImageError(f"not a readable image: {exc}") from exc
+        raise ImageError(f"not a readable image: {_words(exc)}") from exc
     if fmt not in {"JPEG", "PNG", "MPO"}:
         raise ImageError(f"expected a JPEG or PNG image, got {fmt}")
     if width * height > max_pixels:

@@ -11,7 +11,7 @@
 # Label Studio pins its own dependencies (Django, numpy, ...), so it lives in its own virtual environment;
 # the project talks to it only over HTTP (label-studio-sdk). The admin user and its legacy API token are
 # created without prompts from LABEL_STUDIO_USERNAME/PASSWORD/USER_TOKEN. Images are served from the local
-# folder LABELSTUDIO_DOCUMENT_ROOT (default: the service's data folder, $ROADWATCH_DATA_DIR or var/), which
+# folder LABELSTUDIO_DOCUMENT_ROOT (default: the service's image store, $ROADWATCH_DATA_DIR/images or var/images), which
 # must contain the service's image store.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -80,7 +80,8 @@ start() {
     stop
   fi
   install
-  local docroot="${LABELSTUDIO_DOCUMENT_ROOT:-${ROADWATCH_DATA_DIR:-$ROOT/var}}"
+  # Only anonymized images: the image store itself (service/labelstudio/client.py refuses more).
+  local docroot="${LABELSTUDIO_DOCUMENT_ROOT:-${ROADWATCH_DATA_DIR:-$ROOT/var}/images}"
   mkdir -p "$docroot" "$LSDIR/data"
   docroot="$(cd "$docroot" && pwd)"
   echo "$docroot" > "$LSDIR/document_root"

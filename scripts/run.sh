@@ -9,15 +9,18 @@ scripts/devdb.sh start
 export DATABASE_URL="${DATABASE_URL:-$(scripts/devdb.sh url)}"
 PY=.venv/bin/python
 $PY -m service migrate >/dev/null
-$PY -m service demo >/tmp/roadwatch-demo.json
+# The demo token and first admin password: owner-only, under var/ (never in /tmp).
+mkdir -p var && chmod 700 var
+CREDENTIALS=var/demo-credentials.json
+(umask 077 && $PY -m service demo >"$CREDENTIALS.tmp" && mv "$CREDENTIALS.tmp" "$CREDENTIALS")
 $PY -m service worker &
 WORKER=$!
 DEMO_PID=""
 cleanup() { [ -z "$DEMO_PID" ] || kill "$DEMO_PID" 2>/dev/null || true; kill "$WORKER" 2>/dev/null || true; wait "$WORKER" 2>/dev/null || true; scripts/devdb.sh stop; }
 trap cleanup EXIT INT TERM
-$PY - "$HOST" "$PORT" <<'PYEOF'
+$PY - "$HOST" "$PORT" "$CREDENTIALS" <<'PYEOF'
 import json, sys
-demo = json.load(open("/tmp/roadwatch-demo.json"))
+demo = json.load(open(sys.argv[3]))
 host, port = sys.argv[1], sys.argv[2]
 print(f"""
 Roadwatch is starting at http://{host}:{port}  (API docs: http://{host}:{port}/docs)

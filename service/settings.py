@@ -75,8 +75,10 @@ class Settings(BaseSettings):
     display_timezone: str = "Europe/Berlin"
 
     # Privacy (GDPR): persons and vehicles are blurred before an image is stored; everything above
-    # this fraction of the image height too (None: off). Vehicles can override the horizon.
-    privacy_horizon: float | None = Field(0.35, ge=0, le=1)
+    # this fraction of the image height too; None (default): above each vehicle's horizon, derived from
+    # its camera pitch and field of view, plus privacy_horizon_margin of the height. Vehicles can override.
+    privacy_horizon: float | None = Field(None, ge=0, le=1)
+    privacy_horizon_margin: float = Field(0.05, ge=0, le=1)
     privacy_margin: float = Field(0.15, ge=0, le=1)
     privacy_min_confidence: float = Field(0.2, ge=0, le=1)
     # Anonymized images older than this (by capture time) are deleted; sites, observations and
@@ -116,9 +118,12 @@ class Settings(BaseSettings):
     labelstudio_url: str | None = None
     labelstudio_token: SecretStr | None = None
     labelstudio_project: str = "Roadwatch corrections"
-    # The folder Label Studio serves local files from (its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT); it must
-    # contain image_dir. None: data_dir.
+    # The folder Label Studio serves local files from (its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT): it must
+    # contain image_dir and nothing that is not anonymized (originals, session_secret, corrections are
+    # refused: service/labelstudio/client.py). None: image_dir itself.
     labelstudio_document_root: Path | None = None
+    # Where the anonymized images live (None: data_dir/images); elsewhere when Label Studio's root is set.
+    image_root: Path | None = None
     # Share of corrected photos held out for evaluation (never trained on), chosen by their sha256.
     labelstudio_holdout_percent: int = Field(20, ge=1, le=90)
     # Webhook: Label Studio sends this in the X-Roadwatch-Webhook-Secret header (None: webhook off), to
@@ -142,8 +147,8 @@ class Settings(BaseSettings):
 
     @property
     def image_dir(self) -> Path:
-        """Anonymized images: the only images anyone sees."""
-        return self.data_dir / "images"
+        """Anonymized images: the only images anyone sees (and the only folder Label Studio may)."""
+        return self.image_root if self.image_root is not None else self.data_dir / "images"
 
     @property
     def original_dir(self) -> Path:

@@ -156,7 +156,12 @@ def _records(settings: Settings, args: argparse.Namespace, parser: argparse.Argu
     if args.command == "retention":
         from service.worker.retention import enforce_retention
 
-        deleted = enforce_retention(sessions, ImageStore(settings.image_dir), settings.retention_days)
+        deleted = enforce_retention(
+            sessions,
+            ImageStore(settings.image_dir),
+            settings.retention_days,
+            corrections=settings.corrections_dir,
+        )
         print(json.dumps({"deleted_images": deleted, "retention_days": settings.retention_days}))
     else:
         from service.db.transparency import transparency_record

@@ -15,6 +15,16 @@ from pathlib import Path
 class ImageStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._private = False  # root made owner-only (0700) in this process
+
+    def _folder(self, folder: Path) -> None:
+        """Create ``folder`` and its parents up to the root, owner-only (photos are personal data)."""
+        if not self._private:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.root, 0o700)  # also a root made earlier with the default 0755
+            self._private = True
+        for level in (folder.parent, folder):
+            level.mkdir(mode=0o700, exist_ok=True)
 
     def path(self, key: str) -> Path:
         if len(key) < 8 or "/" in key or ".." in key:
@@ -27,8 +37,8 @@ class ImageStore:
         if target.exists() and target.stat().st_size == len(data):
             os.utime(target)  # in use again: the janitor's age test for orphaned uploads starts over
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        self._folder(target.parent)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")  # mode 0600
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)

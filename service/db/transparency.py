@@ -104,7 +104,12 @@ def transparency_record(session: Session, settings: Settings, ranking: RankingCo
         "safeguards": _safeguards(settings),
         "retention": {
             "images_days": settings.retention_days or None,
-            "rule": "anonymized images are deleted after the period; sites, observations and decisions are kept",
+            "rule": (
+                "anonymized images, and their copies among the corrections for training (var/corrections), "
+                "are deleted after the period; uploads are deleted once processed (a failed frame's upload "
+                f"after {settings.failed_upload_keep_days:g} days); sites, observations and decisions are kept"
+            ),
+            "covers": ["images", "corrections", "uploads of failed frames"],
         },
         "recipients": [
             "municipal road maintenance staff",

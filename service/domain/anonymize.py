@@ -22,6 +22,7 @@ import numpy as np
 
 from detector import Detector, ModelError
 from detector.manifest import WEIGHTS_DIR
+from service.domain.geo import Camera, horizon_fraction
 
 # Found by its fixed name, not through the manifest: the manifest's default is the damage model.
 PRIVACY_MODEL_PATH = WEIGHTS_DIR / "privacy-persons-vehicles.onnx"
@@ -38,12 +39,15 @@ class PrivacyConfig:
 
     ``margin``: each box grows by this fraction of its width/height on every side (boxes are tight,
     hair and mirrors are not). ``min_confidence``: low, since missing a person is worse than blurring
-    a bush. ``horizon``: fraction of the image height from the top blurred as a whole; None = off.
+    a bush. ``horizon``: fraction of the image height from the top blurred as a whole; None = off,
+    unless ``horizon_margin`` is set: then each frame's band is derived from its camera (the horizon row
+    of the pinhole model plus this fraction of the height, see :func:`band_for`).
     """
 
     margin: float = 0.15
     min_confidence: float = 0.2
     horizon: float | None = 0.35
+    horizon_margin: float | None = None
     classes: frozenset[str] = field(default_factory=lambda: frozenset(PRIVACY_CLASSES))
 
     def __post_init__(self) -> None:
@@ -56,6 +60,23 @@ class PrivacyConfig:
             raise ValueError(f"horizon must be None or in [0, 1], got {self.horizon}")
         if not self.classes:
             raise ValueError("classes must name at least one class to blur")
+        if self.horizon_margin is not None and not 0.0 <= self.horizon_margin <= 1.0:
+            raise ValueError(f"horizon_margin must be None or in [0, 1], got {self.horizon_margin}")
+
+
+def band_for(
+    config: PrivacyConfig, override: float | None, cam: Camera, width: int, height: int
+) -> float | None:
+    """The fraction of one frame's height blurred from the top: the vehicle's ``override`` (0: no band),
+    else the configured ``horizon``, else (``horizon_margin`` set) where the camera's horizon lies plus
+    the margin, else None (no band)."""
+    if override is not None:
+        return override
+    if config.horizon is not None:
+        return config.horizon
+    if config.horizon_margin is None:
+        return None
+    return min(1.0, horizon_fraction(width, height, cam) + config.horizon_margin)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,15 @@ def focal_px(width: int, cam: Camera) -> float:
     return (width / 2.0) / math.tan(math.radians(cam.hfov_deg) / 2.0)
 
 
+def horizon_fraction(width: int, height: int, cam: Camera) -> float:
+    """Where the horizon (a level line of sight) crosses the image, as a fraction of the height from the
+    top: the pinhole model's row ``height / 2 - focal_px * tan(pitch)`` (square pixels), clipped to 0..1.
+    A camera pitched down sees the horizon above the centre; everything above it is not road."""
+    _check_image(width, height)
+    row = height / 2.0 - focal_px(width, cam) * math.tan(math.radians(cam.pitch_deg))
+    return min(1.0, max(0.0, row / height))
+
+
 def _check_image(width: int, height: int) -> None:
     if width <= 0 or height <= 0:
         raise ValueError(f"image size: expected width > 0 and height > 0, got {width}x{height}")

@@ -180,7 +180,23 @@ def ensure_project(conn: Connection, settings: Settings, create: bool = True) ->
 
 
 def document_root(settings: Settings) -> Path:
-    return (settings.labelstudio_document_root or settings.data_dir).resolve()
+    """Label Studio's document root (default: the anonymized images themselves), checked: it must not
+    contain originals, the session secret or anything else of the data folder but anonymized images."""
+    root = (settings.labelstudio_document_root or settings.image_dir).resolve()
+    private = {
+        "the uploads before anonymization": settings.original_dir,
+        "the session secret": settings.data_dir / "session_secret",
+        "the corrections (training copies)": settings.corrections_dir,
+        "the data folder": settings.data_dir,
+    }
+    for what, path in private.items():
+        if path.resolve().is_relative_to(root):
+            raise LabelStudioError(
+                f"Label Studio's document root {root} would expose {what} ({path}): give it a folder that "
+                "holds only the anonymized images (by default the image folder itself, "
+                f"{settings.image_dir}; ROADWATCH_IMAGE_ROOT moves that folder)"
+            )
+    return root
 
 
 def local_file_url(settings: Settings, path: Path) -> str:

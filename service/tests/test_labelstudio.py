@@ -65,11 +65,12 @@ def ls_env() -> dict[str, str]:
 def ls_settings(settings: Settings, ls_env: dict[str, str]) -> Iterator[Settings]:
     """Settings with a data folder inside Label Studio's document root and a project of its own."""
     root = Path(ls_env["root"])
+    # Only the anonymized images inside Label Studio's root; originals and secrets stay outside it.
     data_dir = Path(tempfile.mkdtemp(prefix="roadwatch-test-", dir=root))
     title = f"roadwatch-test-{uuid.uuid4().hex[:10]}"
     test_settings = settings.model_copy(
         update={
-            "data_dir": data_dir,
+            "image_root": data_dir / "images",
             "labelstudio_url": ls_env["url"],
             "labelstudio_token": SecretStr(ls_env["token"]),
             "labelstudio_project": title,
@@ -411,6 +412,7 @@ def test_cli_push_and_pull(
     for key, value in {
         "DATABASE_URL": ls_settings.database_url,
         "ROADWATCH_DATA_DIR": str(ls_settings.data_dir),
+        "ROADWATCH_IMAGE_ROOT": str(ls_settings.image_dir),
         "ROADWATCH_LABELSTUDIO_URL": ls_settings.labelstudio_url,
         "ROADWATCH_LABELSTUDIO_TOKEN": ls_settings.labelstudio_token.get_secret_value(),
         "ROADWATCH_LABELSTUDIO_PROJECT": ls_settings.labelstudio_project,

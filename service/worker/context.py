@@ -77,4 +77,5 @@ def privacy_config(settings: Settings) -> PrivacyConfig:
         margin=settings.privacy_margin,
         min_confidence=settings.privacy_min_confidence,
         horizon=settings.privacy_horizon,
+        horizon_margin=settings.privacy_horizon_margin,
     )

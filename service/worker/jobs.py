@@ -90,7 +90,10 @@ def make_app(settings: Settings, context: WorkerContext | None = None) -> procra
         """Nightly: delete images older than the retention period (sites and decisions stay)."""
         from service.worker.retention import enforce_retention
 
-        return enforce_retention(ctx().sessions, ctx().store, ctx().settings.retention_days)
+        settings = ctx().settings
+        return enforce_retention(
+            ctx().sessions, ctx().store, settings.retention_days, corrections=settings.corrections_dir
+        )
 
     return app
 

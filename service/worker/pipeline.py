@@ -32,7 +32,7 @@ from geotag import bearing_deg, haversine_m
 from service.db.engine import transaction
 from service.db.store import ImageStore
 from service.db.tables import Frame, Observation, Vehicle, point
-from service.domain.anonymize import PrivacyConfig, anonymize, encode_jpeg
+from service.domain.anonymize import PrivacyConfig, anonymize, band_for, encode_jpeg
 from service.domain.geo import Camera, locate_detection
 from service.domain.ranking import RankingConfig
 from service.domain.statuses import FrameStatus
@@ -149,7 +149,10 @@ def _process_frame(ctx: WorkerContext, frame_id: int) -> str:
             return "missing"
         status, key, sha, anonymized = frame.status, frame.image_key, frame.sha256, frame.anonymized_at
         vehicle = session.get(Vehicle, frame.vehicle_id)
-        horizon = vehicle.privacy_horizon if vehicle is not None else None
+        horizon = None
+        if vehicle is not None:  # the vehicle's band, else the service's, else from its camera
+            cam = Camera(vehicle.camera_height_m, vehicle.camera_pitch_deg, vehicle.camera_hfov_deg)
+            horizon = band_for(ctx.privacy_config, vehicle.privacy_horizon, cam, frame.width, frame.height)
     if status not in (FrameStatus.QUEUED, FrameStatus.NO_LOCATION) or (
         status == FrameStatus.NO_LOCATION and anonymized is not None
     ):
@@ -211,6 +214,6 @@ def _process_frame(ctx: WorkerContext, frame_id: int) -> str:
         frame.status = FrameStatus.DONE
         frame.model_version_id = ctx.model_version_id
         frame.processed_at = datetime.now(UTC)
+    ctx.originals.delete(sha)  # detections committed: the original is no longer needed
     log.info("frame %s: %d detections", frame_id, len(detections))
     return FrameStatus.DONE
-    ctx.originals.delete(sha)  # detections committed: the original is no longer needed

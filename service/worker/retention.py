@@ -1,5 +1,5 @@
-"""Retention (GDPR storage limitation): images, and the contact details of citizen reports (Open311), are
-deleted after a configured number of days.
+"""Retention (GDPR storage limitation): images (and their copies among the corrections for training), and
+the contact details of citizen reports (Open311), are deleted after a configured number of days.
 
 Only the image goes: the frame row (time, position, status), its observations, the sites and every
 decision stay, so the map, rankings and the audit trail survive. Run nightly by the workers
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,14 +22,42 @@ from service.db.tables import Frame
 log = logging.getLogger(__name__)
 
 
+def prune_corrections(sessions: sessionmaker[Session], folder: Path | None) -> int:
+    """Delete the corrections (``{split}/images/{sha256}.jpg`` and its label) of frames whose image is
+    gone by retention, or that no longer exist: the training copies follow the images' retention."""
+    if folder is None or not folder.is_dir():
+        return 0
+    images = {p.stem: p for p in folder.glob("*/images/*.jpg")}
+    keys, deleted = sorted(images), 0
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        with sessions() as session:
+            kept = set(
+                session.scalars(
+                    select(Frame.sha256).where(Frame.sha256.in_(chunk), Frame.image_deleted_at.is_(None))
+                )
+            )
+        for sha in chunk:
+            if sha not in kept:
+                image = images[sha]
+                image.unlink(missing_ok=True)
+                (image.parent.parent / "labels" / f"{sha}.txt").unlink(missing_ok=True)
+                deleted += 1
+    if deleted:
+        log.info("retention: %d corrections of deleted images removed", deleted)
+    return deleted
+
+
 def enforce_retention(
     sessions: sessionmaker[Session],
     store: ImageStore,
     days: int,
     now: datetime | None = None,
     batch: int = 500,
+    corrections: Path | None = None,
 ) -> int:
-    """Delete the images of frames captured or received (the earlier) more than ``days`` ago."""
+    """Delete the images of frames captured or received (the earlier) more than ``days`` ago, and their
+    copies in the ``corrections`` folder."""
     if days <= 0:
         return 0
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
@@ -65,4 +94,5 @@ def enforce_retention(
             deleted += len(frames)
         if len(frames) < batch:
             log.info("retention: %d images older than %d days deleted", deleted, days)
+            prune_corrections(sessions, corrections)
             return deleted
