@@ -155,7 +155,9 @@ def site_growth(session: Session, site: DamageSite) -> float | None:
     rows = session.execute(
         select(Frame.captured_at, Observation.size_m)
         .join(Frame, Frame.id == Observation.frame_id)
-        .where(Observation.site_id == site.id, Observation.size_m.is_not(None), Frame.captured_at.is_not(None))
+        .where(
+            Observation.site_id == site.id, Observation.size_m.is_not(None), Frame.captured_at.is_not(None)
+        )
     ).all()
     return growth_m_per_30d([Pass(0, "", at, True, size) for at, size in rows if at is not None])
 
