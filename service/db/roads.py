@@ -264,12 +264,16 @@ def reattach_frames(session: Session, sections: Sequence[Section], params: Match
 # --- lookups -------------------------------------------------------------------------------------------
 
 
+def radius_deg(lat: float, radius_m: float) -> float:
+    """A radius in degrees that holds a metric circle (a degree of longitude is the shorter one)."""
+    return radius_m / (_M_PER_DEG_LAT * max(math.cos(math.radians(lat)), 1e-6))
+
+
 def sections_near(session: Session, lat: float, lon: float, radius_m: float) -> list[Candidate]:
     pt = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
-    radius_deg = radius_m / (_M_PER_DEG_LAT * max(math.cos(math.radians(lat)), 1e-6))
     rows = session.execute(
         select(RoadSection.id, RoadSection.geom, RoadSection.oneway)
-        .where(func.ST_DWithin(RoadSection.geom, pt, radius_deg))
+        .where(func.ST_DWithin(RoadSection.geom, pt, radius_deg(lat, radius_m)))
         .order_by(RoadSection.id)  # ties (a frame on a cut point) go to the lower id, every time
     ).all()
     return [Candidate(sid, tuple(to_shape(geom).coords), oneway) for sid, geom, oneway in rows]

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import shapely
 from geoalchemy2 import WKTElement
 from geoalchemy2.shape import to_shape
-from sqlalchemy import distinct, func, select
+from sqlalchemy import distinct, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from service.db.road_tables import FrameQuality, FrameRoad, RoadSection, SiteSurvey
-from service.db.roads import ROADS_LOCK, nearest_section, sections_near
+from service.db.road_tables import FrameQuality, FrameRoad, SiteSurvey
+from service.db.roads import ROADS_LOCK, nearest_section, radius_deg
 from service.db.tables import DamageSite, Frame, Observation
 from service.domain.geo import Camera
 from service.domain.matching import (
@@ -53,22 +55,59 @@ def quality_thresholds(settings: Settings) -> Thresholds:
     )
 
 
-def _previous_section(session: Session, frame: Frame) -> Candidate | None:
-    if frame.captured_at is None:
-        return None
-    row = session.execute(
-        select(RoadSection.id, RoadSection.geom, RoadSection.oneway)
-        .join(FrameRoad, FrameRoad.section_id == RoadSection.id)
-        .join(Frame, Frame.id == FrameRoad.frame_id)
-        .where(
-            Frame.vehicle_id == frame.vehicle_id,
-            Frame.id != frame.id,
-            Frame.captured_at.between(frame.captured_at - PREVIOUS_WINDOW, frame.captured_at),
+# One round trip per frame: take the network lock (shared), fetch the sections within reach and say which
+# one the drive's previous frame (same vehicle, within 30 s before) was matched to.
+_NEAR_AND_PREVIOUS = text(
+    """
+    WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(:lock)),
+    previous AS (
+        SELECT fr.section_id FROM frame f JOIN frame_road fr ON fr.frame_id = f.id
+        WHERE f.vehicle_id = :vehicle AND f.id <> :frame
+          AND f.captured_at BETWEEN CAST(:t AS timestamptz) - make_interval(secs => :window)
+                                AND CAST(:t AS timestamptz)
+        ORDER BY f.captured_at DESC LIMIT 1
+    )
+    SELECT s.id, ST_AsBinary(s.geom) AS wkb, s.oneway, s.id = (SELECT section_id FROM previous) AS previous
+    FROM road_section s, lock
+    WHERE ST_DWithin(s.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :radius_deg)
+    ORDER BY s.id
+    """
+)
+
+
+def _near_and_previous(
+    session: Session, frame: Frame, lat: float, lon: float, radius_m: float
+) -> tuple[list[Candidate], Candidate | None]:
+    """Sections within ``radius_m`` (ties go to the lower id), and which of them the previous frame had."""
+    rows = session.execute(
+        _NEAR_AND_PREVIOUS,
+        {
+            "lock": ROADS_LOCK,
+            "vehicle": frame.vehicle_id,
+            "frame": frame.id,
+            "t": frame.captured_at,
+            "window": PREVIOUS_WINDOW.total_seconds(),
+            "lon": lon,
+            "lat": lat,
+            "radius_deg": radius_deg(lat, radius_m),
+        },
+    ).all()
+    candidates, previous = [], None
+    for sid, wkb, oneway, is_previous in rows:
+        cand = Candidate(sid, tuple(shapely.from_wkb(bytes(wkb)).coords), oneway)
+        candidates.append(cand)
+        if is_previous:
+            previous = cand
+    return candidates, previous
+
+
+def _upsert(session: Session, table: Any, row: dict[str, Any]) -> None:
+    stmt = pg_insert(table).values(**row)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["frame_id"], set_={k: v for k, v in row.items() if k != "frame_id"}
         )
-        .order_by(Frame.captured_at.desc())
-        .limit(1)
-    ).first()
-    return Candidate(row[0], tuple(to_shape(row[1]).coords), row[2]) if row else None
+    )
 
 
 def _polygon(ring: list[tuple[float, float]]) -> WKTElement:
@@ -88,34 +127,38 @@ def record_frame(
 ) -> FrameSurvey:
     """Match the frame to a section and store its footprint and quality verdict (in the frame's transaction;
     waits while an import replaces the network)."""
-    session.execute(select(func.pg_advisory_xact_lock_shared(ROADS_LOCK)))
     params = params or MatchParams()
-    candidates = sections_near(session, lat, lon, params.max_distance_m)
-    match = match_frame(lat, lon, heading, candidates, _previous_section(session, frame), params)
+    session.flush()  # the frame row, for a new frame
+    candidates, previous = _near_and_previous(session, frame, lat, lon, params.max_distance_m)
+    match = match_frame(lat, lon, heading, candidates, previous, params)
     cand = next((c for c in candidates if match and c.id == match.section_id), None)
     ring = None
     if heading is not None:
         ring = footprint(lat, lon, heading, cam, frame.width, frame.height, clear_range_m)
     seen = seen_interval(cand, ring) if cand is not None and ring is not None else None
-    session.merge(
-        FrameRoad(
-            frame_id=frame.id,
-            section_id=cand.id if cand else None,
-            distance_m=match.distance_m if match else None,
-            seen_from_m=seen[0] if seen else None,
-            seen_to_m=seen[1] if seen else None,
-            footprint=_polygon(ring) if ring else None,
-        )
+    _upsert(
+        session,
+        FrameRoad.__table__,
+        {
+            "frame_id": frame.id,
+            "section_id": cand.id if cand else None,
+            "distance_m": match.distance_m if match else None,
+            "seen_from_m": seen[0] if seen else None,
+            "seen_to_m": seen[1] if seen else None,
+            "footprint": _polygon(ring) if ring else None,
+        },
     )
     if verdict is not None:
-        session.merge(
-            FrameQuality(
-                frame_id=frame.id,
-                usable=verdict.usable,
-                reasons=list(verdict.reasons),
-                metrics=dict(verdict.metrics),
-                version=verdict.version,
-            )
+        _upsert(
+            session,
+            FrameQuality.__table__,
+            {
+                "frame_id": frame.id,
+                "usable": verdict.usable,
+                "reasons": list(verdict.reasons),
+                "metrics": dict(verdict.metrics),
+                "version": verdict.version,
+            },
         )
     return FrameSurvey(cand.id if cand else None, seen, verdict is None or verdict.usable)
 
