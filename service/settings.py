@@ -103,15 +103,14 @@ class Settings(BaseSettings):
     road_importance_version: str = "osm-highway-1"
     # What a photo shows clearly ahead of the camera (its footprint, for coverage).
     footprint_clear_range_m: float = Field(20.0, gt=0)
-    # Capture quality (service/domain/quality.py; calibrated by bench/quality.py).
-    quality_blur_min: float = Field(0.012, ge=0)  # Laplacian energy / contrast of the road area
-    quality_dark_max_mean: float = Field(45.0, ge=0, le=255)
-    quality_bright_min_share: float = Field(0.40, ge=0, le=1)  # share of pixels at 250..255
-    quality_flat_min_share: float = Field(0.85, ge=0, le=1)  # share of textureless blocks
+    # Capture quality (service/domain/quality.py): calibrated by bench/quality.py on RDD2022 and Roboflow
+    # photos (1 % false rejects; blur, darkness, overexposure, covered lens each caught in > 90 %).
+    quality_blur_min: float = Field(0.085, ge=0)  # fine detail / contrast of the road area
+    quality_dark_max_mean: float = Field(50.0, ge=0, le=255)  # mean grey level
+    quality_bright_min_share: float = Field(0.30, ge=0, le=1)  # share of pixels at 250..255
+    quality_flat_min_share: float = Field(0.60, ge=0, le=1)  # share of textureless 16x16 blocks
     # Coverage: passes are counted per period of this many days (182: half a year).
     coverage_period_days: int = Field(182, ge=1)
-    # Detections seen only in unusable frames are low-trust: their site's priority stays at most this.
-    low_trust_max_priority: float = Field(40.0, ge=0, le=100)
 
     # Label Studio (corrections of the model's boxes): `python -m service labelstudio push|pull`.
     # scripts/labelstudio.sh starts a local one and prints these (`scripts/labelstudio.sh env`).

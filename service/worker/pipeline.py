@@ -31,9 +31,11 @@ from detector import Detector, ImageError, decode_image
 from geotag import bearing_deg, haversine_m
 from service.db.engine import transaction
 from service.db.store import ImageStore
+from service.db.survey import quality_thresholds, record_frame
 from service.db.tables import Frame, Observation, Vehicle, point
 from service.domain.anonymize import PrivacyConfig, anonymize, band_for, encode_jpeg
 from service.domain.geo import Camera, locate_detection
+from service.domain.quality import assess
 from service.domain.ranking import RankingConfig
 from service.domain.statuses import FrameStatus
 from service.settings import Settings
@@ -176,6 +178,7 @@ def _process_frame(ctx: WorkerContext, frame_id: int) -> str:
             return _fail(ctx, frame_id, f"cannot read the uploaded image: {exc}")
     # Damage is detected on the original in memory: a false person box must not hide a pothole.
     detections = ctx.detector.predict(image, ctx.settings.detect_conf, ctx.settings.detect_iou)
+    verdict = assess(image, quality_thresholds(ctx.settings))  # unusable frames are kept, low trust
 
     with transaction(ctx.sessions) as session:
         frame = session.execute(select(Frame).where(Frame.id == frame_id).with_for_update()).scalar_one()
@@ -211,6 +214,16 @@ def _process_frame(ctx: WorkerContext, frame_id: int) -> str:
             time.sleep(ctx.settings.debug_pause_s)
         if heading is not None and frame.heading is None:
             frame.heading = heading
+        record_frame(
+            session,
+            frame,
+            lat,
+            lon,
+            heading,
+            cam,
+            verdict,
+            clear_range_m=ctx.settings.footprint_clear_range_m,
+        )
         frame.status = FrameStatus.DONE
         frame.model_version_id = ctx.model_version_id
         frame.processed_at = datetime.now(UTC)
