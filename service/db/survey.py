@@ -17,7 +17,7 @@ from geoalchemy2 import WKTElement
 from geoalchemy2.shape import to_shape
 from sqlalchemy import distinct, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.road_tables import FrameQuality, FrameRoad, SiteSurvey
 from service.db.roads import ROADS_LOCK, nearest_section, radius_deg
@@ -32,6 +32,7 @@ from service.domain.matching import (
     seen_interval,
 )
 from service.domain.quality import Thresholds, Verdict
+from service.domain.ranking import RankingConfig
 from service.settings import Settings
 
 PREVIOUS_WINDOW = timedelta(seconds=30)  # the drive's previous frame, for continuity of the match
@@ -202,3 +203,30 @@ def cap_low_trust(site: DamageSite, survey: SiteSurvey | None) -> None:
     components["low_trust"] = True
     site.score_components = components
     site.priority = min(site.priority, LOW_TRUST_MAX_PRIORITY)
+
+
+_SITES_OF_DRIVE = text(
+    """
+    SELECT DISTINCT o.site_id FROM observation o
+    JOIN drive_frame df ON df.frame_id = o.frame_id
+    WHERE df.drive_id = (SELECT drive_id FROM drive_frame WHERE frame_id = :frame)
+      AND o.site_id IS NOT NULL
+    ORDER BY o.site_id
+    """
+)
+
+
+def refresh_sites_of_drive(sessions: sessionmaker[Session], frame_id: int, ranking: RankingConfig) -> int:
+    """Once the frame's drive is associated, rescore its sites: each gets its section and, when only
+    unusable frames saw it, the low-trust cap (association creates sites before they have ids)."""
+    from service.db.sites import rescore
+
+    with sessions() as session, session.begin():
+        ids = list(session.scalars(_SITES_OF_DRIVE, {"frame": frame_id}))
+        if not ids:
+            return 0
+        for site in session.scalars(
+            select(DamageSite).where(DamageSite.id.in_(ids)).order_by(DamageSite.id).with_for_update()
+        ):
+            rescore(site, ranking)
+    return len(ids)

