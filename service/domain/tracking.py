@@ -1,27 +1,33 @@
 """One physical defect, one site: tracks within a drive, the drive registered against the map.
 
 Pure: plain records in, plain records out, no database (``service/worker/association.py`` fetches the
-known sites near a drive and writes the result). Three steps per drive segment (one vehicle's frames
-in time order):
+known sites near a drive and writes the result). Per drive segment (one vehicle's frames in time order):
 
-1. ``track_drive``: link the detections of consecutive frames into tracks. A defect is seen in several
-   frames a few metres apart; a detection joins the track whose position (so far) is nearest, within a
-   gate that grows with the distance from the camera (projection errors do), if the classes are
-   compatible; one detection per track and frame (a one-to-one assignment per frame), so two defects
-   side by side stay two tracks. Boxes of one frame that touch (one crack split into two boxes) join as
-   one. A track ends when unseen for ``max_gap_frames`` frames. A track's position is a robust weighted
-   mean (near, confident sightings weigh more; far outliers are dropped), its class the confidence
-   vote, its size the median over sightings close to the camera whose box lies wholly on the road
-   (a box reaching the horizon gives no size). Tracks of one drive that never share a frame and lie
-   within ``merge_m`` are one defect seen twice (a gap in the detections, or a junction driven twice).
-2. ``register_drive``: phone GPS is off by 2-8 m, nearly constant over minutes. Every pair of a track
-   and a compatible known site within ``search_m`` proposes a translation; the one most tracks agree on
-   (to ``inlier_m``, RANSAC over all candidates) wins, then a least-squares refit over its inliers, then a
-   local correction along the drive for slow drift (a kernel over the distance travelled). A drive
-   that overlaps no known site keeps its own reference (offset zero); a single candidate pair is
-   accepted only when it is the only one. ``support`` is the number of tracks that agreed.
+0. ``smooth_fixes``: a vehicle moves and turns smoothly, its GPS fix jitters by half a metre and its
+   heading by degrees from one photo to the next: fixes and headings go onto straight-line fits over
+   the frames within ``smooth_window_s``, the sightings move and turn with them.
+1. ``track_drive``: link the detections of consecutive frames into tracks, backwards in time (the
+   vehicle approaches a defect: its nearest, most precise sightings come last and found the track). A
+   detection joins the track it fits best, in standard deviations that grow with the distance from the
+   camera, much faster along the line of sight than across it; compatible classes only; one detection
+   per track and frame (a one-to-one assignment per frame), so two defects side by side stay two
+   tracks. Boxes of one frame that touch and lie within ``split_box_m`` (one crack split into two
+   boxes) join as one. A track ends when unseen for ``max_gap_frames`` frames; tracks that share no
+   frame and lie within ``merge_m`` (a gap in the detections) are joined, one-to-one. A track's
+   position is a robust weighted mean (near, confident sightings weigh more, outliers are dropped), its
+   class the confidence vote, its size the median over sightings within ``size_range_m`` whose box lies
+   wholly on the road (a box reaching the horizon gives no size).
+2. ``register_drive``: phone GPS is off by 2-8 m, nearly constant over minutes, and drifts. Every pair
+   of a track and a compatible known site (seen in two or more frames) within ``search_m`` proposes a
+   translation; the one most tracks seen twice agree on (to ``inlier_m``, RANSAC over all candidates)
+   wins, then a least-squares refit over its inliers, then a local correction per track for drift (the
+   same consensus over the tracks within ``drift_window_m`` along the drive). A drive that overlaps no
+   known site keeps its own reference (offset zero); a single candidate pair is accepted only when it
+   is the only one. ``support`` is the number of tracks that agreed.
 3. ``assign_tracks``: tracks to known sites one-to-one (minimum total squared distance, Hungarian
-   method), compatible classes only, within ``gate_m``; unassigned tracks become new sites.
+   method), compatible classes only, within ``registered_gate_m`` (``gate_m`` for an unregistered
+   drive); tracks that share no frame may join the same site (a spot driven twice); the others form
+   new sites, merged under the same rule (``revisit_merge_m`` for a spot driven again later).
 
 Positions are east/north metres on a local tangent plane around the drive's first frame.
 """
@@ -103,9 +109,11 @@ class KnownSite:
 @dataclass(frozen=True)
 class Config:
     compatible: Mapping[str, Collection[str]] = field(default_factory=dict)  # class -> classes it may join
-    gate_base_m: float = 2.0  # tracking gate: base + per metre of distance from the camera
-    gate_per_m: float = 0.08
-    gate_no_heading_m: float = 8.0
+    link_sigma_m: float = 0.45  # linking: GPS left after smoothing, plus the track's own error
+    range_error_per_m2: float = 0.003  # along the line of sight: about 3 px at 1.4 m camera height
+    heading_error_rad: float = 0.03  # across it
+    link_gate_sigmas: float = 2.5
+    gate_no_heading_m: float = 8.0  # linking a sighting without a heading (its position is the camera's)
     max_gap_frames: int = 3
     split_box_m: float = 1.0  # touching boxes of one frame closer than this on the ground: one defect
     merge_m: float = 2.0
@@ -259,10 +267,24 @@ def _sigma_m(s: Sighting, config: Config) -> float:
     return 0.3 + 0.05 * s.distance_m
 
 
-def _gate(s: Sighting, config: Config) -> float:
+def _link_cost(
+    s: Sighting, at: tuple[float, float], cam: tuple[float, float], track: tuple[float, float], config: Config
+) -> float:
+    """How well a sighting at ``at`` fits a track's position: the squared distance in standard
+    deviations over the gate (<= 1 inside it). A pixel of error moves a far point along the line of
+    sight by much more than across it (the range error grows with the square of the distance, the
+    heading error only linearly), so the two directions are weighed apart."""
+    de, dn = track[0] - at[0], track[1] - at[1]
     if s.distance_m is None:
-        return config.gate_no_heading_m
-    return config.gate_base_m + config.gate_per_m * s.distance_m
+        return (de * de + dn * dn) / config.gate_no_heading_m**2
+    ue, un = at[0] - cam[0], at[1] - cam[1]
+    norm = math.hypot(ue, un) or 1.0
+    ue, un = ue / norm, un / norm
+    along, across = de * ue + dn * un, -de * un + dn * ue
+    d = s.distance_m
+    sigma_along = config.link_sigma_m + config.range_error_per_m2 * d * d
+    sigma_across = config.link_sigma_m + config.heading_error_rad * d
+    return ((along / sigma_along) ** 2 + (across / sigma_across) ** 2) / config.link_gate_sigmas**2
 
 
 def _touch(a: Box, b: Box) -> bool:
@@ -337,17 +359,17 @@ def _link(frames: Sequence[FrameInput], origin: tuple[float, float], config: Con
         groups = _frame_groups(frame, origin, config)
         if not groups:
             continue
+        cam = to_local(frame.lat, frame.lon, origin)
         cost: list[list[float]] = []
         for group in groups:
             lead = max(group, key=lambda item: item[0].confidence)[0]
             ge = sum(e for _, e, _ in group) / len(group)
             gn = sum(n for _, _, n in group) / len(group)
-            gate = _gate(lead, config)
             row = []
             for t in active:
-                d = math.dist((ge, gn), t.position)
-                ok = d <= gate and config.compatible_with(t.class_name, lead.class_name)
-                row.append((d / gate) ** 2 if ok else _INF)
+                ok = config.compatible_with(t.class_name, lead.class_name)
+                c = _link_cost(lead, (ge, gn), cam, t.position, config) if ok else _INF
+                row.append(c if c <= 1.0 else _INF)
             cost.append(row)
         chosen = gated_assignment(cost, [1.0] * len(groups)) if active else [-1] * len(groups)
         for group, j in zip(groups, chosen, strict=True):

@@ -163,8 +163,9 @@ def test_size_comes_only_from_near_sightings_wholly_on_the_road() -> None:
 
 
 def test_a_far_outlier_does_not_move_the_track() -> None:
-    # Seen first from afar (the gate grows with the distance, so it is linked), then dropped from the mean.
-    frames = [frame(0, sighting(7.6, 0.0, distance=10.0))]
+    # Seen first from 20 m, 3.6 m beyond along the line of sight (a far range error: linked, as the
+    # gate along the line of sight grows with the distance squared), then dropped from the mean.
+    frames = [frame(0, sighting(8.6, 0.0, distance=20.0))]
     frames += [frame(k, sighting(5.0, 0.0, distance=6.0)) for k in range(1, 5)]
     (track,) = track_drive(frames, CFG, ORIGIN)
     assert track.sightings == 5 and track.east == pytest.approx(5.0, abs=0.01)
@@ -300,3 +301,11 @@ def test_split_drives_by_pauses() -> None:
     times = [T0, T0 + timedelta(seconds=2), T0 + timedelta(minutes=30), None, T0 + timedelta(minutes=31)]
     assert split_drives(times, 300.0) == [[0, 1], [2, 4], [3]]
     assert split_drives([], 300.0) == []
+
+
+def test_far_sightings_may_be_off_along_the_line_of_sight_more_than_across_it() -> None:
+    near = [frame(k, sighting(5.0, 0.0, distance=6.0)) for k in range(1, 4)]
+    along = [frame(0, sighting(8.5, 0.0, distance=20.0)), *near]  # camera at east 0: 3.5 m further away
+    across = [frame(0, sighting(5.0, 3.5, distance=20.0)), *near]  # 3.5 m to the side
+    assert len(track_drive(along, CFG, ORIGIN)) == 1
+    assert len(track_drive(across, CFG, ORIGIN)) == 2
