@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from geoalchemy2.shape import to_shape
 from starlette.background import BackgroundTask
 
+from service.db.grades import SectionGrade
 from service.db.road_tables import RoadSection
 from service.db.sites import site_feature, site_properties, site_row
 from service.db.tables import DamageSite, WorkOrder
@@ -164,6 +165,14 @@ GPKG_SECTION_FIELDS: dict[str, str] = {
     "from_name": "object",
     "to_name": "object",
     "length_m": "float64",
+    # The current condition grade (service/db/grades.py), empty where the section has none yet.
+    "grade": "float64",
+    "grade_status": "object",
+    "colour_class": "object",
+    "surveyed_share": "float64",
+    "passes": "int32",
+    "last_pass": "datetime64[ms]",
+    "graded_at": "datetime64[ms]",
 }
 GPKG_MEDIA_TYPE = "application/geopackage+sqlite3"
 
@@ -248,6 +257,24 @@ def order_gpkg(order: WorkOrder) -> FileResponse:
     )
 
 
-def sections_gpkg(sections: Iterable[RoadSection], filename: str = "road-sections.gpkg") -> FileResponse:
-    rows = ((s.geom, {name: getattr(s, name) for name in GPKG_SECTION_FIELDS}) for s in sections)
+def _section_row(section: RoadSection, grade: SectionGrade | None) -> tuple[Any, dict[str, Any]]:
+    row = {name: getattr(section, name) for name in GPKG_SECTION_FIELDS if hasattr(RoadSection, name)}
+    if grade is not None:
+        row |= {
+            "grade": grade.grade,
+            "grade_status": grade.status,
+            "colour_class": grade.colour_class,
+            "surveyed_share": grade.surveyed_share,
+            "passes": grade.passes,
+            "last_pass": grade.last_pass,
+            "graded_at": grade.computed_at,
+        }
+    return section.geom, row
+
+
+def sections_gpkg(
+    sections: Iterable[tuple[RoadSection, SectionGrade | None]], filename: str = "road-sections.gpkg"
+) -> FileResponse:
+    """Sections with their current grade (None: not graded yet) as a GeoPackage (layer road_sections)."""
+    rows = (_section_row(section, grade) for section, grade in sections)
     return gpkg_response(rows, GPKG_SECTION_FIELDS, "road_sections", "LineString", filename)

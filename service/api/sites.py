@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, StreamingResponse
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, select
 
 from service.access.deps import SessionDep, ViewerDep
 from service.api.schemas import SiteCollection, SiteFeature
 from service.db.drives import track_properties, tracks_of
+from service.db.grades import SectionGrade
 from service.db.road_tables import RoadSection
 from service.db.sites import get_site, ranked, site_feature, stream_sites
 from service.db.tables import DamageSite, Frame, ModelVersion, Observation
@@ -85,17 +86,21 @@ def export_gpkg(session: SessionDep, user: ViewerDep, filters: SiteFilterDep) ->
     return sites_gpkg(stream_sites(session, filters.apply(select(DamageSite))))
 
 
-@router.get("/road-sections.gpkg", summary="Road sections as a GeoPackage (layer road_sections)")
+@router.get(
+    "/road-sections.gpkg",
+    summary="Road sections with their condition grade as a GeoPackage (layer road_sections)",
+)
 def export_sections_gpkg(
     session: SessionDep,
     user: ViewerDep,
     bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat")] = None,
 ) -> FileResponse:
-    query = select(RoadSection).order_by(RoadSection.id)
+    current = and_(SectionGrade.section_id == RoadSection.id, SectionGrade.current)
+    query = select(RoadSection, SectionGrade).outerjoin(SectionGrade, current).order_by(RoadSection.id)
     area = parse_bbox(bbox)
     if area:
         query = query.where(RoadSection.geom.op("&&")(func.ST_MakeEnvelope(*area, 4326)))
-    return sections_gpkg(session.scalars(query).yield_per(1000))
+    return sections_gpkg(session.execute(query).tuples().yield_per(1000))
 
 
 @router.get(

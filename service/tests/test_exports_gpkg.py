@@ -13,6 +13,7 @@ import pytest
 from geoalchemy2 import WKTElement
 
 from service.db.engine import transaction
+from service.db.grades import SectionGrade
 from service.db.road_tables import RoadSection
 from service.db.tables import DamageSite, point
 
@@ -130,7 +131,21 @@ def test_road_sections_gpkg(client, app, staff, tmp_path) -> None:  # type: igno
                     geom=WKTElement(f"LINESTRING({lon} 52.5, {lon + 0.001} 52.5)", srid=4326),
                 )
             )
+        s.add(
+            SectionGrade(
+                section_id="w0:0", computed_at=SEEN, checked_at=SEEN, grade=3.5, status="graded",
+                colour_class="orange", config_version="g1", surveyed_share=0.9, passes=4, last_pass=SEEN,
+                inputs={}, current=True,
+            )
+        )  # fmt: skip
     info = ogrinfo(download(client, "/api/v1/road-sections.gpkg?bbox=13,52,14,53", staff["viewer"], tmp_path))
     assert "Layer name: road_sections" in info and "Geometry: Line String" in info
     assert "Feature Count: 1" in info and "name (String) = Hauptstraße" in info
-    assert field_types(info)["importance"] == "Real"
+    types = field_types(info)
+    assert types["importance"] == types["grade"] == types["surveyed_share"] == "Real"
+    assert types["passes"] == "Integer" and types["graded_at"] == "DateTime"
+    assert "grade (Real) = 3.5" in info and "colour_class (String) = orange" in info
+    ungraded = ogrinfo(
+        download(client, "/api/v1/road-sections.gpkg?bbox=11,52,12,53", staff["viewer"], tmp_path)
+    )
+    assert "Feature Count: 1" in ungraded and "grade (Real) = (null)" in ungraded
