@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
@@ -49,6 +50,14 @@ def make_app(settings: Settings, context: WorkerContext | None = None) -> procra
         from service.worker.pipeline import process_frame as run
 
         return run(ctx(), frame_id)
+
+    _periodic_tasks(app, ctx)
+    return app
+
+
+def _periodic_tasks(app: procrastinate.App, ctx: Callable[[], WorkerContext]) -> None:
+    """The worker's scheduled jobs: nightly rescoring, regrading and retention; frequent regrading and
+    verification of what changed."""
 
     @app.periodic(cron="17 3 * * *", periodic_id="rescore")
     @app.task(name="rescore_sites", queue=QUEUE, queueing_lock="rescore_sites")
@@ -94,8 +103,6 @@ def make_app(settings: Settings, context: WorkerContext | None = None) -> procra
         return enforce_retention(
             ctx().sessions, ctx().store, settings.retention_days, corrections=settings.corrections_dir
         )
-
-    return app
 
 
 def defer_frames(app: procrastinate.App, frame_ids: list[int]) -> int:
