@@ -210,6 +210,10 @@ class OgcRoute(APIRoute):
                 return JSONResponse(
                     {"code": "InvalidParameterValue", "description": str(exc)}, status_code=400
                 )
+            except ValueError as exc:  # tipg parsing a malformed query (bbox=':'; found by schemathesis)
+                return JSONResponse(
+                    {"code": "InvalidParameterValue", "description": str(exc)}, status_code=400
+                )
 
         return handle
 
