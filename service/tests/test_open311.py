@@ -202,6 +202,13 @@ def test_report_far_from_sites_creates_a_citizen_site(client, app, staff, api_ke
         for value in CONTACT.values():
             assert value not in body
     assert len(client.get("/open311/v2/requests.json").json()) == 2
+    # The staff site page counts the reports and says where the site came from (German by default).
+    from service.tests.web_seed import login
+
+    login(client, *staff["viewer"])
+    page = client.get(f"/sites/{new[1].public_id}").text
+    assert "Von Bürgern gemeldet</dt><dd>1 (aus einer Bürgermeldung angelegt)" in page
+    assert CONTACT["email"] not in page
 
 
 def test_address_string_on_the_road_network(client, app, api_key) -> None:  # type: ignore[no-untyped-def]
