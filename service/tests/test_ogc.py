@@ -178,6 +178,12 @@ def test_ogc_core_over_http(client, staff, seeded, vehicle_token) -> None:  # ty
     html = client.get("/ogc/collections/damage_sites/items?f=html", auth=viewer)
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
 
+    # The web app's session opens it too (a staff member browsing the HTML pages).
+    from service.tests.web_seed import login
+
+    login(client, *viewer)
+    assert client.get("/ogc/collections?f=html").status_code == 200
+
 
 def test_work_orders_and_graded_sections(client, app, staff, seeded) -> None:  # type: ignore[no-untyped-def]
     viewer = staff["viewer"]
