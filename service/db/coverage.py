@@ -133,3 +133,28 @@ def coverage_summary(session: Session, months: int = 6, now: datetime | None = N
         "km_never_surveyed": round(float(row.km_never), 3),
         "surveyed_share": round(surveyed / km, 4) if km else 0.0,
     }
+
+
+class DailySummary:
+    """The coverage summary computed at most once per day and process (the start page shows it)."""
+
+    def __init__(self, months: int = 6) -> None:
+        self.months = months
+        self._day: str | None = None
+        self._value: dict[str, Any] | None = None
+
+    def get(self, session: Session, now: datetime | None = None) -> dict[str, Any]:
+        now = now or datetime.now(UTC)
+        day = now.date().isoformat()
+        if self._value is None or self._day != day:
+            self._value, self._day = coverage_summary(session, self.months, now), day
+        return self._value
+
+
+def daily_summary(state: Any, session: Session) -> dict[str, Any]:
+    """The day's summary, cached on the application's state (``app.state``)."""
+    cache = getattr(state, "coverage_summary", None)
+    if cache is None:
+        cache = state.coverage_summary = DailySummary()
+    result: dict[str, Any] = cache.get(session)
+    return result

@@ -145,3 +145,8 @@ def test_coverage_api(app, client, staff, tmp_path: Path) -> None:  # type: igno
     assert {f["properties"]["id"] for f in stale["features"]} == {f"fEast:{k}" for k in range(6)}
     assert client.get("/api/v1/coverage?bbox=1,2,3", auth=auth).status_code == 422
     assert client.get("/api/v1/coverage/summary").status_code == 401
+    from service.tests.web_seed import login
+
+    login(client, *staff["viewer"])
+    page = client.get("/sites?lang=en").text
+    assert "Road network: 0.3 of 0.6 km surveyed with usable photos in the last 6 months; 0.3 km not" in page

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from service.access.deps import ReviewerDep, SessionDep, ViewerDep
 from service.access.sessions import check_csrf_form
+from service.db.coverage import daily_summary
 from service.db.decisions import DecisionError, allowed_actions, decide, decisions_of
 from service.db.demo import demo_frame_ids, demo_site_ids
 from service.db.drives import tracks_of
@@ -67,6 +68,7 @@ def sites_page(
         statuses=SITE_STATUSES,
         band=band,
         query=filters.query_string(),
+        coverage=daily_summary(request.app.state, session),
     )
 
 
