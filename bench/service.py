@@ -1,10 +1,13 @@
 """Service benchmarks on real PostGIS, real API and real worker processes.
 
-    python bench/service.py throughput [--images 48] [--workers 1,2] [--models fp32,int8]
+    python bench/service.py throughput [--images 48] [--workers 1,2] [--models fp32,int8] [--photos generated,real]
     python bench/service.py read [--sites 200000] [--observations 1000000] [--requests 60]
 
 throughput: images per second from upload to stored sites: a timer starts when the first batch is
-sent and stops when the last frame is done, for each (workers, model) pair.
+sent and stops when the last frame is associated (``located_s``: when the last one was detected and
+located), for each (workers, model, photos) triple. Photos
+(``--photos generated,real``): generated road-like 1280x720 images, and the real samples (``samples/``:
+RDD2022 road photos and two street photos with people) upscaled to 1280x720 and to 1920x1080.
 read: GET /api/v1/sites latency (p50/p95) with the given number of generated sites and observations,
 for a few typical queries. Results: a table on stdout and bench/results/service-*.json.
 """
@@ -71,9 +74,44 @@ def credentials(url: str) -> tuple[str, str, str]:
     return token, user, "benchmark-password"
 
 
-def throughput(args: argparse.Namespace) -> None:
+# Frames not yet through the whole pipeline: queued, or done but not yet associated (a drive segment is
+# associated once all its frames are located, after the last one's detection).
+UNFINISHED = (
+    "SELECT count(*) FROM frame f WHERE f.status = 'queued' OR (f.status = 'done' "
+    "AND NOT EXISTS (SELECT 1 FROM drive_frame d WHERE d.frame_id = f.id))"
+)
+PHOTO_MODES = {"generated": [(1280, 720)], "real": [(1280, 720), (1920, 1080)]}
+
+
+def real_photos(n: int, size: tuple[int, int], t0: datetime) -> list[bytes]:
+    """``n`` sample photos (cycled) upscaled to ``size``, with EXIF GPS 11 m apart heading north."""
+    import cv2
+
+    from geotag import Fix, with_exif
+
+    files = sorted((ROOT / "samples").rglob("*.jpg"))
+    out = []
+    for i in range(n):
+        image = cv2.imread(str(files[i % len(files)]))
+        ok, jpeg = cv2.imencode(".jpg", cv2.resize(image, size, interpolation=cv2.INTER_CUBIC))
+        assert ok
+        when = t0 + timedelta(seconds=i)
+        out.append(with_exif(jpeg.tobytes(), when, Fix(52.0 + i * 1e-4, 13.0, when, 0.0)))
+    return out
+
+
+def photo_set(kind: str, n: int, size: tuple[int, int]) -> list[bytes]:
     from tests.fixtures import T0, gps_jpeg
 
+    if kind == "real":
+        return real_photos(n, size, T0)
+    return [
+        gps_jpeg(52.0 + i * 1e-4, 13.0, T0 + timedelta(seconds=i), heading=0.0, seed=i, size=size)
+        for i in range(n)
+    ]
+
+
+def throughput(args: argparse.Namespace) -> None:
     manifest = json.loads((ROOT / "weights/manifest.json").read_text())
     default = next(m for m in manifest["models"] if m["name"] == manifest["default"])
     files = {
@@ -82,79 +120,87 @@ def throughput(args: argparse.Namespace) -> None:
         if m["version"] == default["version"]
     }
     rows = []
-    for precision in args.models.split(","):
-        for workers in (int(w) for w in args.workers.split(",")):
-            url = scratch_database("roadwatch_bench_tp")
-            token, _, _ = credentials(url)
-            port = free_port()
-            data_dir = tempfile.mkdtemp(prefix="rw-bench-")
-            env = {
-                **os.environ,
-                "DATABASE_URL": url,
-                "ROADWATCH_DATA_DIR": data_dir,
-                "ROADWATCH_MODEL_PATH": str(files[precision]),
-                "ROADWATCH_THREADS": "1",
-            }
-            procs = [start(["serve", "--port", str(port)], env)]
-            procs += [start(["worker"], env) for _ in range(workers)]
-            base = f"http://127.0.0.1:{port}"
-            try:
-                wait_http(base + "/health")
-                images = [
-                    gps_jpeg(
-                        52.0 + i * 1e-4,
-                        13.0,
-                        T0 + timedelta(seconds=i),
-                        heading=0.0,
-                        seed=i,
-                        size=(1280, 720),
-                    )
-                    for i in range(args.images)
-                ]
-                time.sleep(3)  # workers loaded their model
-                began = time.perf_counter()
-                with httpx.Client(
-                    base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120
-                ) as client:
-                    for k in range(0, len(images), 8):
-                        parts = [
-                            ("images", (f"{k + j}.jpg", images[k + j], "image/jpeg"))
-                            for j in range(min(8, len(images) - k))
-                        ]
-                        assert client.post("/api/v1/batches", files=parts).status_code == 202
-                from sqlalchemy import create_engine, text
+    modes = [(kind, size) for kind in args.photos.split(",") for size in PHOTO_MODES[kind]]
+    for precision, workers, (kind, size) in (
+        (p, int(w), m) for p in args.models.split(",") for w in args.workers.split(",") for m in modes
+    ):
+        url = scratch_database("roadwatch_bench_tp")
+        token, _, _ = credentials(url)
+        port = free_port()
+        data_dir = tempfile.mkdtemp(prefix="rw-bench-")
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "ROADWATCH_DATA_DIR": data_dir,
+            "ROADWATCH_MODEL_PATH": str(files[precision]),
+            "ROADWATCH_THREADS": "1",
+        }
+        procs = [start(["serve", "--port", str(port)], env)]
+        procs += [start(["worker"], env) for _ in range(workers)]
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(base + "/health")
+            images = photo_set(kind, args.images, size)
+            time.sleep(3)  # workers loaded their model
+            began = time.perf_counter()
+            with httpx.Client(
+                base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120
+            ) as client:
+                for k in range(0, len(images), 8):
+                    parts = [
+                        ("images", (f"{k + j}.jpg", images[k + j], "image/jpeg"))
+                        for j in range(min(8, len(images) - k))
+                    ]
+                    assert client.post("/api/v1/batches", files=parts).status_code == 202
+            from sqlalchemy import create_engine, text
 
-                engine = create_engine(url)
-                while True:
-                    with engine.connect() as conn:
-                        left = conn.execute(
-                            text("SELECT count(*) FROM frame WHERE status = 'queued'")
-                        ).scalar()
-                    if left == 0:
-                        break
-                    time.sleep(0.2)
-                elapsed = time.perf_counter() - began
+            engine = create_engine(url)
+            located = None  # seconds until the last frame was detected and located (association follows)
+            while True:
                 with engine.connect() as conn:
-                    sites = conn.execute(text("SELECT count(*) FROM damage_site")).scalar()
-                engine.dispose()
-                rows.append(
-                    {
-                        "model": precision,
-                        "workers": workers,
-                        "images": len(images),
-                        "seconds": elapsed,
-                        "images_per_s": len(images) / elapsed,
-                        "sites": sites,
-                    }
-                )
-                print(table(rows[-1:], list(rows[-1])), flush=True)
-            finally:
-                for p in procs:
-                    p.terminate()
-                for p in procs:
-                    p.wait(20)
-    print(table(rows, ["model", "workers", "images", "seconds", "images_per_s", "sites"]))
-    print(f"written to {write_result('service-throughput', {'rows': rows, 'image_size': '1280x720'})}")
+                    queued = conn.execute(text("SELECT count(*) FROM frame WHERE status = 'queued'")).scalar()
+                    left = conn.execute(text(UNFINISHED)).scalar()
+                if queued == 0 and located is None:
+                    located = time.perf_counter() - began
+                if left == 0:
+                    break
+                time.sleep(0.2)
+            elapsed = time.perf_counter() - began
+            with engine.connect() as conn:
+                sites = conn.execute(text("SELECT count(*) FROM damage_site")).scalar()
+            engine.dispose()
+            rows.append(
+                {
+                    "model": precision,
+                    "workers": workers,
+                    "photos": kind,
+                    "size": f"{size[0]}x{size[1]}",
+                    "images": len(images),
+                    "located_s": located,
+                    "seconds": elapsed,
+                    "images_per_s": len(images) / elapsed,
+                    "sites": sites,
+                }
+            )
+            print(table(rows[-1:], list(rows[-1])), flush=True)
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(20)
+    columns = [
+        "model",
+        "workers",
+        "photos",
+        "size",
+        "images",
+        "located_s",
+        "seconds",
+        "images_per_s",
+        "sites",
+    ]
+    print(table(rows, columns))
+    print(f"written to {write_result('service-throughput', {'rows': rows})}")
 
 
 def populate(url: str, n_sites: int, n_obs: int) -> None:
@@ -304,6 +350,7 @@ def main() -> int:
     p.add_argument("--images", type=int, default=48)
     p.add_argument("--workers", default="1,2")
     p.add_argument("--models", default="fp32,int8")
+    p.add_argument("--photos", default="generated,real", help="generated and/or real (samples/, upscaled)")
     p = sub.add_parser("read")
     p.add_argument("--sites", type=int, default=200_000)
     p.add_argument("--observations", type=int, default=1_000_000)
