@@ -237,3 +237,68 @@ def test_demo_end_to_end(settings, worker, client, staff) -> None:  # type: igno
     assert not (settings.data_dir / "demo").exists()
     status = demo_cli(settings, "status")
     assert status["frames"] == {} and status["load_on_start"] is False  # removed: make run loads no demo
+
+
+def test_purge_keeps_what_real_vehicles_saw(settings) -> None:  # type: ignore[no-untyped-def]
+    """A site seen by a demo and a real vehicle keeps the real sighting (counted and scored again); a site
+    only the demo saw goes with its decision; the real vehicle and its frame stay."""
+    from sqlalchemy import func, select
+
+    from service.db.demo import demo_site_ids, purge_demo
+    from service.db.engine import make_engine, make_sessionmaker, transaction
+    from service.db.tables import DamageSite, Decision, Frame, Observation, UploadBatch, Vehicle, point
+    from service.db.vehicles import add_vehicle
+    from service.domain.ranking import RankingConfig
+
+    sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=1))
+    with transaction(sessions) as session:
+        demo, _ = add_vehicle(session, "demo:x", demo=True)
+        real, _ = add_vehicle(session, "truck-9")
+        frames = {}
+        for name, vehicle, day in (("d1", demo, 0), ("d2", demo, 1), ("r1", real, 5)):
+            batch = UploadBatch(vehicle_id=vehicle.id)
+            session.add(batch)
+            session.flush()
+            frames[name] = Frame(
+                sha256=name * 32, vehicle_id=vehicle.id, batch_id=batch.id, filename=f"{name}.jpg",
+                captured_at=T0 + timedelta(days=day), position=point(60.17, 24.95), location_source="exif",
+                width=512, height=512, status="done", image_key=name * 32,
+            )  # fmt: skip
+            session.add(frames[name])
+        session.flush()
+        shared = DamageSite(
+            class_name="D40", position=point(60.17, 24.95), first_seen=T0, last_seen=T0 + timedelta(days=5),
+            sightings=3, n_observations=3,
+        )  # fmt: skip
+        only_demo = DamageSite(
+            class_name="D00", position=point(60.171, 24.95), first_seen=T0, last_seen=T0, sightings=1
+        )
+        session.add_all([shared, only_demo])
+        session.flush()
+        for name, site in (("d1", shared), ("d2", shared), ("r1", shared), ("d1", only_demo)):
+            session.add(
+                Observation(frame_id=frames[name].id, site_id=site.id, class_name=site.class_name,
+                            confidence=0.8, x1=0, y1=0, x2=10, y2=10)
+            )  # fmt: skip
+        session.add(
+            Decision(site_id=only_demo.id, user_name="anna", action="confirm", previous_status="open",
+                     new_status="confirmed", previous_class="D00", new_class="D00", ranking_version="x")
+        )  # fmt: skip
+        ids = (shared.id, only_demo.id)
+    with sessions() as session:
+        assert demo_site_ids(session) == {ids[1]}
+    with transaction(sessions) as session:
+        purged = purge_demo(session, RankingConfig())
+    assert (purged.vehicles, purged.frames, purged.observations, purged.sites) == (1, 2, 3, 1)
+    assert purged.sites_rescored == 1 and purged.rows["decision"] == 1
+    assert purged.image_keys == ["d1" * 32, "d2" * 32]
+    with sessions() as session:
+        assert session.scalars(select(Vehicle.name)).all() == ["truck-9"]
+        assert session.scalars(select(Frame.filename)).all() == ["r1.jpg"]
+        site = session.get(DamageSite, ids[0])
+        assert site is not None and session.get(DamageSite, ids[1]) is None
+        assert (site.sightings, site.n_observations) == (1, 1)
+        assert site.first_seen == site.last_seen == T0 + timedelta(days=5)
+        assert session.scalar(select(func.count()).select_from(Decision)) == 0
+    with transaction(sessions) as session:
+        assert purge_demo(session, RankingConfig()).vehicles == 0  # nothing left: a no-op
