@@ -207,6 +207,8 @@ def test_demo_end_to_end(settings, worker, client, staff) -> None:  # type: igno
     for path in ("/sites", "/admin/vehicles"):
         page = client.get(path, auth=admin)
         assert page.status_code == 200 and 'class="demo-badge"' in page.text, path
+    markers = client.get("/sites/map.geojson", auth=admin).json()["features"]
+    assert markers and all(m["properties"]["label"].startswith("Demo: ") for m in markers)
     site = client.get("/api/v1/sites?limit=1", auth=admin).json()["features"][0]["properties"]["id"]
     page = client.get(f"/sites/{site}", auth=admin)
     assert page.text.count('class="demo-badge"') >= 2  # the site and its photos

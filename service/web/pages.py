@@ -72,8 +72,14 @@ def sites_page(
     )
 
 
-def map_feature(site: DamageSite, t: Any) -> dict[str, Any]:
+def map_feature(site: DamageSite, t: Any, demo: bool = False) -> dict[str, Any]:
     p = to_shape(site.position)
+    label = t(
+        "js.marker",
+        cls=t(f"class.{site.class_name}"),
+        status=t(f"status.{site.status}"),
+        priority=t.number(site.priority),
+    )
     return {
         "type": "Feature",
         "geometry": {"type": "Point", "coordinates": [round(p.x, 7), round(p.y, 7)]},
@@ -84,12 +90,7 @@ def map_feature(site: DamageSite, t: Any) -> dict[str, Any]:
             "band": band(site.priority)
             if site.status not in (SiteStatus.REJECTED, SiteStatus.REPAIRED)
             else "closed",
-            "label": t(
-                "js.marker",
-                cls=t(f"class.{site.class_name}"),
-                status=t(f"status.{site.status}"),
-                priority=t.number(site.priority),
-            ),
+            "label": f"{t('demo.badge')}: {label}" if demo else label,  # demo data, marked on the map too
         },
     }
 
@@ -98,7 +99,8 @@ def map_feature(site: DamageSite, t: Any) -> dict[str, Any]:
 def sites_map(request: Request, session: SessionDep, user: ViewerDep, filters: FilterDep) -> dict[str, Any]:
     t = translator(request)
     sites = session.scalars(ranked(filters.apply(select(DamageSite))).limit(MAP_LIMIT)).all()
-    return {"type": "FeatureCollection", "features": [map_feature(s, t) for s in sites]}
+    demo = demo_site_ids(session, [s.id for s in sites])
+    return {"type": "FeatureCollection", "features": [map_feature(s, t, s.id in demo) for s in sites]}
 
 
 @router.get("/sites/export.csv")
