@@ -57,7 +57,7 @@ GENERATE = [
     """INSERT INTO frame_road (frame_id, section_id, distance_m, seen_from_m, seen_to_m)
        SELECT i, s.id, 1.0, (i * 7) % 40, (i * 7) % 40 + 18
        FROM generate_series(1, :frames) i
-       JOIN LATERAL (SELECT 'w' || ((i * 7919) % :sections / 100) || ':' || ((i * 7919) % :sections % 100) AS id) s
+       JOIN LATERAL (SELECT 'w' || ((i::bigint * 7919) % :sections / 100) || ':' || ((i::bigint * 7919) % :sections % 100) AS id) s
          ON true""",
     """INSERT INTO frame_quality (frame_id, usable, reasons, metrics, version)
        SELECT i, i % 20 <> 0, '[]', '{}', 'bench' FROM generate_series(1, :frames) i""",
@@ -70,7 +70,7 @@ GENERATE = [
               CASE WHEN i % 5 = 0 THEN NULL ELSE 0.2 + (i % 30) / 10.0 END
        FROM generate_series(1, :sites) i""",
     """INSERT INTO site_survey (site_id, section_id, section_distance_m, usable_sightings, unusable_sightings)
-       SELECT i, 'w' || ((i * 104729) % :sections / 100) || ':' || ((i * 104729) % :sections % 100), 1.0, 2, 0
+       SELECT i, 'w' || ((i::bigint * 104729) % :sections / 100) || ':' || ((i::bigint * 104729) % :sections % 100), 1.0, 2, 0
        FROM generate_series(1, :sites) i""",
     "ANALYZE",
 ]
