@@ -90,6 +90,9 @@ def test_helsinki_extract_imports_as_sections_with_names(
     assert set(_network(sessions)) <= set(first)
     code, out, _ = _cli(capsys, "roads", "import", str(HELSINKI))
     assert _network(sessions) == first  # re-import: the same ids and values
+    code, out, _ = _cli(capsys, "roads", "coverage", "--months", "3")
+    assert code == 0 and out["months"] == 3 and out["km"] == pytest.approx(31.43, abs=0.01)
+    assert out["km_never_surveyed"] == out["km"] and out["km_surveyed"] == 0.0  # no frames yet
 
 
 def test_reimport_keeps_and_reattaches_every_site(sessions: sessionmaker[Session]) -> None:
