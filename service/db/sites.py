@@ -23,6 +23,7 @@ from service.db.tables import DamageSite, Frame, Observation, RoadSegment, point
 from service.domain.classes import COMPATIBLE
 from service.domain.history import Pass, growth_m_per_30d
 from service.domain.ranking import RankingConfig, SiteFacts, score, severity
+from service.domain.roads import section_label
 from service.domain.statuses import SITE_ASSOCIABLE, SiteStatus
 from service.errors import InvalidInput, NotFound
 
@@ -227,6 +228,21 @@ def site_properties(site: DamageSite) -> dict[str, Any]:
         "model_version_id": site.model_version_id,
         "citizen_reports": site.citizen_reports,  # Open311 reports attached (service/db/open311.py)
         "citizen_reported": site.citizen_reported,  # created from a citizen's report, not by the model
+        **site_street(site),
+    }
+
+
+def site_street(site: DamageSite) -> dict[str, Any]:
+    """The section the site lies on: street, the streets it lies between, and the section id."""
+    survey = getattr(site, "survey", None)  # service/db/road_tables.py
+    section = survey.section if survey is not None else None
+    return {
+        "section_id": section.id if section else None,
+        "street": section.name if section else None,
+        "from_street": section.from_name if section else None,
+        "to_street": section.to_name if section else None,
+        "location": section_label(section.name, section.from_name, section.to_name) if section else None,
+        "low_trust": bool((site.score_components or {}).get("low_trust")),
     }
 
 
