@@ -49,6 +49,10 @@ def current_vehicle(
             "unknown or revoked vehicle token",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    # A plain record from here on, and the connection back to the pool: an upload takes long, and 20
+    # uploads holding a connection each exhausted the pool (bench/soak.py).
+    session.expunge(vehicle)
+    session.rollback()
     return vehicle
 
 

@@ -127,3 +127,24 @@ def test_track_over_the_limit_is_413(client, app, vehicle_token) -> None:  # typ
         headers=auth(vehicle_token),
     )
     assert r.status_code == 413 and f"track larger than {limit} bytes" in r.json()["detail"]
+
+
+def test_an_upload_holds_no_database_connection_while_it_stores_images(
+    client, app, vehicle_token, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """20 concurrent uploads each holding the vehicle lookup's connection exhausted the pool
+    (bench/soak.py): the connection goes back as soon as the vehicle is known."""
+    import service.api.upload as upload
+
+    checked_out: list[int] = []
+    real = upload.ingest_image
+
+    def ingest(*args, **kwargs):  # type: ignore[no-untyped-def]
+        checked_out.append(app.state.engine.pool.checkedout())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(upload, "ingest_image", ingest)
+    files = [("images", (f"{i}.jpg", gps_jpeg(LAT, LON, T0, seed=70 + i), "image/jpeg")) for i in range(2)]
+    r = client.post("/api/v1/batches", files=files, headers=auth(vehicle_token))
+    assert r.status_code == 202, r.text
+    assert checked_out == [0, 0]
