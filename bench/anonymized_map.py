@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import table, write_result
-from service.domain.anonymize import PrivacyConfig, anonymize, load_privacy_detector
+from service.domain.anonymize import PrivacyConfig, anonymize, band_for, load_privacy_detector
+from service.domain.geo import Camera
 from training.evaluate import evaluate
 
 
@@ -32,13 +34,31 @@ def main() -> int:
         default=PrivacyConfig().horizon,
         help="fraction of the height blurred from the top, or none",
     )
+    parser.add_argument(
+        "--camera",
+        help="PITCH,HFOV (degrees): the band of each image derived from this camera's horizon plus "
+        "--horizon-margin, as the worker does by default (overrides --horizon)",
+    )
+    parser.add_argument("--horizon-margin", type=float, default=0.05)
     args = parser.parse_args()
     privacy = load_privacy_detector(threads=2)
-    config = PrivacyConfig(horizon=args.horizon)
+    camera = None
+    if args.camera:
+        pitch, hfov = (float(v) for v in args.camera.split(","))
+        camera = Camera(pitch_deg=pitch, hfov_deg=hfov)
+        args.horizon = f"camera-{pitch:g}-{hfov:g}"
+    config = PrivacyConfig(
+        horizon=None if camera else args.horizon, horizon_margin=args.horizon_margin if camera else None
+    )
     blurred_share: list[float] = []
+    bands: list[float] = []
 
     def anonymized(image):  # type: ignore[no-untyped-def]
-        out, report = anonymize(image, privacy, config)
+        height, width = image.shape[:2]
+        band = band_for(config, None, camera, width, height) if camera else config.horizon
+        if band is not None:
+            bands.append(band)
+        out, report = anonymize(image, privacy, replace(config, horizon=band))
         area = sum((b.box[2] - b.box[0]) * (b.box[3] - b.box[1]) for b in report.boxes)
         blurred_share.append(min(1.0, area / (report.width * report.height)))
         return out
@@ -55,6 +75,8 @@ def main() -> int:
     print(table(rows, list(rows[0])))
     mean_share = sum(blurred_share) / max(len(blurred_share), 1)
     print(f"\nmean share of each image inside person/vehicle boxes: {mean_share:.1%}; horizon {args.horizon}")
+    if bands:
+        print(f"band blurred from the top: {min(bands):.3f}..{max(bands):.3f} of the height")
     path = write_result(
         f"anonymized_map-horizon-{args.horizon}",
         {
@@ -63,6 +85,7 @@ def main() -> int:
             "rows": rows,
             "horizon": args.horizon,
             "mean_box_share": mean_share,
+            "band_range": [min(bands), max(bands)] if bands else None,
         },
     )
     print(f"written to {path}")

@@ -255,6 +255,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--min-coverage", type=float, default=0.8, help="fraction of a box that must be destroyed"
     )
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--horizon",
+        type=lambda v: None if v == "none" else float(v),
+        default=PrivacyConfig().horizon,
+        help="band blurred from the top (fraction of the height, or none); e.g. 0.05 is what the camera-derived "
+        "band gives a camera whose horizon lies above the image (the RDD motorbike camera)",
+    )
     parser.add_argument("--annotate", type=Path, default=None, help="write annotated anonymised frames here")
     args = parser.parse_args(argv)
 
@@ -267,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sources = {frame: source for frame, (_, source) in paths.items()}
 
     detector: Detector = load_privacy_detector(args.model, args.threads)
-    config = PrivacyConfig()
+    config = PrivacyConfig(horizon=args.horizon)
     if args.annotate:
         args.annotate.mkdir(parents=True, exist_ok=True)
 
@@ -337,7 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     path = write_result(
-        "privacy_audit",
+        "privacy_audit"
+        if args.horizon == PrivacyConfig().horizon
+        else f"privacy_audit-horizon-{args.horizon}",
         {
             "labels": str(args.labels.relative_to(ROOT) if args.labels.is_relative_to(ROOT) else args.labels),
             "labels_sha256": sha256(args.labels),
