@@ -91,6 +91,7 @@ MINIMUM: dict[tuple[str, str], str] = {
     ("GET", "/streets/map.geojson"): "viewer",
     ("GET", "/streets/report"): "viewer",
     ("GET", "/streets/{section_id}"): "viewer",
+    ("GET", "/verification"): "viewer",
     ("GET", "/about"): "viewer",
 }
 # Routes that follow other standards' rules, with their own tests: OGC API Features and Open311 GeoReport.

@@ -214,3 +214,32 @@ def test_a_growing_pothole_ranks_higher_than_the_same_one_not_growing(
     assert growing.priority > steady.priority
     assert growing.score_components["components"]["growth"] > 0
     assert "growth" not in steady.score_components["components"]
+
+
+def test_a_spot_no_pass_covered_gets_no_verdict_and_the_queue_page_lists_the_rest(
+    sessions: sessionmaker[Session],
+    client,
+    staff,  # type: ignore[no-untyped-def]
+) -> None:
+    from service.domain.history import AWAITING
+
+    with transaction(sessions) as s:
+        far = _site(s, "repaired")  # repaired, but no pass has covered it since: no verdict yet
+        s.add(
+            Decision(
+                site_id=far.id, user_name="anna", action="repair", previous_status="scheduled",
+                new_status="repaired", previous_class="D40", new_class="D40", ranking_version="t", at=T0,
+            )
+        )  # fmt: skip
+        _pass(s, None, 10, False, footprint=FAR)  # a drive nearby, its view not on the spot
+        line = timeline(s, far, k=3)
+    assert line["passes"] == [] and line["verification"]["state"] == AWAITING
+    with transaction(sessions) as s:
+        gone = _site(s, "open")
+        _pass(s, gone, 0, True)
+        for day in (10, 20, 30):
+            _pass(s, None, day, False)
+    verify_changed(sessions, k=3, now=datetime.now(UTC))
+    page = client.get("/verification?lang=en", auth=staff["viewer"])
+    assert page.status_code == 200 and f'data-site="{gone.public_id}"' in page.text
+    assert "Not seen again" in page.text and "Repair confirmed by drives" in page.text  # same spot: far now too

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from service.access.deps import SessionDep, ViewerDep
 from service.db.grades import SectionGrade
+from service.db.history import SiteVerification
 from service.db.road_tables import RoadSection
 from service.db.sections import (
     COLOUR_CLASSES,
@@ -24,7 +25,9 @@ from service.db.sections import (
     sites_of_section,
     worst_first,
 )
+from service.db.tables import DamageSite
 from service.domain.grades import TARGET, THRESHOLD, WARNING
+from service.domain.history import CONFIRMED, NOT_SEEN_AGAIN, REAPPEARED
 from service.domain.params import parse_choices, parse_date
 from service.errors import NotFound
 from service.web.render import WebRoute, page, translator
@@ -33,6 +36,7 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 PAGE_SIZE = 50
 MAP_LIMIT = 20_000
 REPORT_WORST = 30
+QUEUE_STATES = (NOT_SEEN_AGAIN, REAPPEARED, CONFIRMED)
 
 
 class StreetFilter:
@@ -181,3 +185,17 @@ def street_section(section_id: str, request: Request, session: SessionDep, user:
         history=history,
         fixed=(TARGET, WARNING, THRESHOLD),
     )
+
+
+@router.get("/verification")
+def verification_page(request: Request, session: SessionDep, user: ViewerDep) -> Response:
+    """What routine drives said: sites not seen again (staff decide), reappeared repairs, confirmed ones."""
+    rows = session.execute(
+        select(DamageSite, SiteVerification)
+        .join(SiteVerification, SiteVerification.site_id == DamageSite.id)
+        .where(SiteVerification.state.in_(QUEUE_STATES))
+        .order_by(SiteVerification.changed_at.desc(), DamageSite.id)
+        .limit(500)
+    ).all()
+    groups = {state: [(s, v) for s, v in rows if v.state == state] for state in QUEUE_STATES}
+    return page(request, "verification.html", user, groups=groups)
