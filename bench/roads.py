@@ -162,6 +162,8 @@ def matching(url: str, grid: dict[str, Any], frames: int) -> dict[str, Any]:
 
 FRAMES_SQL = [
     """CREATE TEMP TABLE bench_ids AS SELECT row_number() OVER (ORDER BY id) - 1 AS k, id FROM road_section""",
+    "CREATE UNIQUE INDEX ON bench_ids (k)",
+    "ANALYZE bench_ids",
     """INSERT INTO vehicle (name, token_hash, camera_height_m, camera_pitch_deg, camera_hfov_deg, active)
        VALUES ('bench-coverage', 'bench-coverage', 1.4, 10, 100, true)""",
     """INSERT INTO upload_batch (id, vehicle_id, counts, meta)
@@ -172,10 +174,12 @@ FRAMES_SQL = [
               'exif', 1280, 720, 'done', now() - (i % 500) * interval '1 day',
               ST_SetSRID(ST_MakePoint(13.0, 52.0), 4326)
        FROM generate_series(1, :frames) i, vehicle v WHERE v.name = 'bench-coverage'""",
+    # a hash join on the section's number (a temporary table without statistics got a nested loop)
     """INSERT INTO frame_road (frame_id, section_id, distance_m, seen_from_m, seen_to_m)
        SELECT f.id, b.id, 1.0, (f.id * 7) % 40, (f.id * 7) % 40 + 18
-       FROM frame f JOIN bench_ids b ON b.k = (f.id * 7919) % (SELECT count(*) FROM bench_ids)
-       WHERE f.batch_id = '00000000-0000-0000-0000-00000000c0fe'""",
+       FROM (SELECT id, (id * 7919) % (SELECT count(*) FROM bench_ids) AS k FROM frame
+             WHERE batch_id = '00000000-0000-0000-0000-00000000c0fe') f
+       JOIN bench_ids b USING (k)""",
     """INSERT INTO frame_quality (frame_id, usable, reasons, metrics, version)
        SELECT id, id % 20 <> 0, '[]', '{}', 'bench' FROM frame
        WHERE batch_id = '00000000-0000-0000-0000-00000000c0fe'""",

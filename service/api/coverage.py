@@ -11,7 +11,7 @@ from geoalchemy2.shape import to_shape
 from sqlalchemy import func, select
 
 from service.access.deps import SessionDep, ViewerDep
-from service.db.coverage import coverage_summary, section_coverage
+from service.db.coverage import DailySummary, coverage_summary, daily_summary, section_coverage
 from service.db.road_tables import RoadSection
 from service.db.roads import section_record
 from service.domain.params import parse_bbox, parse_date
@@ -31,8 +31,16 @@ def age_class(last_usable: str | None, now: datetime) -> str:
 
 @router.get("/coverage/summary", summary="Km surveyed by usable frames within N months, and the rest")
 def summary(
-    session: SessionDep, user: ViewerDep, months: Annotated[int, Query(ge=1, le=240)] = 6
+    request: Request,
+    session: SessionDep,
+    user: ViewerDep,
+    months: Annotated[int, Query(ge=1, le=240)] = 6,
+    fresh: Annotated[bool, Query(description="recompute now instead of the day's summary")] = False,
 ) -> dict[str, Any]:
+    """The day's summary (computed once a day per process: seconds at a million frames); other periods
+    and ``fresh=true`` are computed on request."""
+    if months == DailySummary().months and not fresh:
+        return daily_summary(request.app.state, session)
     return coverage_summary(session, months=months)
 
 

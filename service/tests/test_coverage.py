@@ -130,7 +130,7 @@ def test_coverage_api(app, client, staff, tmp_path: Path) -> None:  # type: igno
     with transaction(sessions) as session:
         _drive(session, 0.0, 300.0, now - timedelta(days=10), usable=True)
     auth = staff["viewer"]
-    summary = client.get("/api/v1/coverage/summary?months=6", auth=auth).json()
+    summary = client.get("/api/v1/coverage/summary?months=6&fresh=true", auth=auth).json()
     assert summary["km_surveyed"] == pytest.approx(0.3, abs=0.001) and summary["km_never_surveyed"] > 0.29
     layer = client.get("/api/v1/coverage", auth=auth).json()
     classes = {f["properties"]["id"]: f["properties"]["age_class"] for f in layer["features"]}
@@ -145,6 +145,9 @@ def test_coverage_api(app, client, staff, tmp_path: Path) -> None:  # type: igno
     assert {f["properties"]["id"] for f in stale["features"]} == {f"fEast:{k}" for k in range(6)}
     assert client.get("/api/v1/coverage?bbox=1,2,3", auth=auth).status_code == 422
     assert client.get("/api/v1/coverage/summary").status_code == 401
+    daily = client.get("/api/v1/coverage/summary", auth=auth).json()  # the day's, cached
+    assert daily["km_surveyed"] == summary["km_surveyed"]
+    assert client.get("/api/v1/coverage/summary", auth=auth).json()["as_of"] == daily["as_of"]
     from service.tests.web_seed import login
 
     login(client, *staff["viewer"])
