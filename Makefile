@@ -82,6 +82,8 @@ bench: setup ## All benchmarks (minutes; run on a quiet machine): tables on stdo
 	$(PY) bench/tiles.py
 	$(PY) bench/anonymized_map.py --weights weights/roadwatch-yolov5nu-$(VERSION)-fp32.onnx --data data/rdd-cm
 	$(PY) bench/privacy_audit.py $(DATA)
+	$(PY) bench/roads.py
+	$(PY) bench/quality.py
 
 clean: db-stop labelstudio-stop
 	rm -rf .venv .pg .cache var
