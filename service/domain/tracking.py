@@ -131,6 +131,7 @@ class Config:
     smooth_window_s: float = 3.5  # GPS fixes: straight-line fit over the frames this close in time
     smooth_max_m: float = 1.5
     smooth_max_deg: float = 6.0
+    unconfirmed_gate_m: float = 7.0  # the same for a track whose local offset no neighbour confirmed
     registered_gate_m: float = 5.0  # the same for a drive registered with support >= 2
 
     def compatible_with(self, a: str, b: str) -> bool:
@@ -167,6 +168,8 @@ class Registration:
     candidates: int  # tracks with a compatible known site within search_m
     drift_m: float  # largest departure of a track's local offset from the drive's offset
     local: tuple[tuple[float, float], ...]  # per track: the offset applied to it
+    # Per track: whether tracks near it along the drive agreed on its offset (else it is interpolated).
+    confirmed: tuple[bool, ...] = ()
 
     @property
     def reference(self) -> str:
@@ -660,9 +663,9 @@ def register_drive(
     if support < 2 and not (len(cands) == 1 and len(inl) == 1):
         return zero
     support = max(support, 1)
-    local = _local_offsets(tracks, cands, strong, shift, config)
+    local, confirmed = _local_offsets(tracks, cands, strong, shift, config)
     drift = max((math.dist(o, shift) for o in local), default=0.0)
-    return Registration(shift[0], shift[1], support, n_cand, drift, tuple(local))
+    return Registration(shift[0], shift[1], support, n_cand, drift, tuple(local), tuple(confirmed))
 
 
 def _local_offsets(
@@ -671,7 +674,7 @@ def _local_offsets(
     strong: set[int],
     shift: tuple[float, float],
     config: Config,
-) -> list[tuple[float, float]]:
+) -> tuple[list[tuple[float, float]], list[bool]]:
     """Each track's offset: the consensus of the candidates of tracks near it along the drive.
 
     GPS drift moves the offset by about a metre per 100 m, and the map's own positions come from
@@ -715,7 +718,7 @@ def _local_offsets(
             ww = w[ms]
             best_t = (float(ww @ arr[ms, 0] / ww.sum()), float(ww @ arr[ms, 1] / ww.sum()))
         found[i] = best_t
-    out = []
+    out: list[tuple[float, float]] = []
     for i, t in enumerate(tracks):
         if i in found:
             out.append(found[i])
@@ -731,7 +734,7 @@ def _local_offsets(
                 (sum(w * o[1] for w, o in ws) + 0.05 * shift[1]) / total,
             )
         )
-    return out
+    return out, [i in found for i in range(len(tracks))]
 
 
 # --- 3. assignment -----------------------------------------------------------------------------
@@ -759,6 +762,11 @@ def assign_tracks(
     The tracks left after that form new sites, merged with each other under the same rule.
     """
     gate = config.registered_gate_m if registration.support >= 2 else config.gate_m
+    # A track whose offset no neighbour confirmed may be off by the drift: it looks a little farther.
+    gates = [
+        config.unconfirmed_gate_m if registration.support >= 2 and not ok else gate
+        for ok in (registration.confirmed or (True,) * len(tracks))
+    ]
     pos = [(t.east + o[0], t.north + o[1]) for t, o in zip(tracks, registration.local, strict=True)]
     local_sites = [to_local(s.lat, s.lon, origin) for s in sites]
     frames_of = [set(t.frame_keys) for t in tracks]
@@ -769,7 +777,7 @@ def assign_tracks(
     for _ in range(3):
         pairs: dict[int, dict[int, float]] = {}
         for i in remaining:
-            t, p = tracks[i], pos[i]
+            t, p, gate = tracks[i], pos[i], gates[i]
             for j, (s, q) in enumerate(zip(sites, local_sites, strict=True)):
                 if abs(p[0] - q[0]) > gate or abs(p[1] - q[1]) > gate or frames_of[i] & taken.get(j, set()):
                     continue
@@ -779,7 +787,7 @@ def assign_tracks(
         joined = 0
         for rows, cols in _components(pairs):
             cost = [[pairs[i][j] ** 2 if j in pairs[i] else _INF for j in cols] for i in rows]
-            for i, c in zip(rows, gated_assignment(cost, [gate**2] * len(rows)), strict=True):
+            for i, c in zip(rows, gated_assignment(cost, [gates[i] ** 2 for i in rows]), strict=True):
                 if c >= 0:
                     out[i], dist[i] = sites[cols[c]].key, pairs[i][cols[c]]
                     taken.setdefault(cols[c], set()).update(frames_of[i])
@@ -794,7 +802,7 @@ def assign_tracks(
         for n, (f, centre, seen, _) in enumerate(new):
             d = math.dist(pos[i], centre)
             if (
-                d <= min(gate, merge_limit_m(tracks[f], tracks[i], config))
+                d <= min(gates[i], merge_limit_m(tracks[f], tracks[i], config))
                 and not frames_of[i] & seen
                 and config.compatible_with(tracks[f].class_name, tracks[i].class_name)
                 and (best is None or d < best[0])

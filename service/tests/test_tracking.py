@@ -309,3 +309,12 @@ def test_far_sightings_may_be_off_along_the_line_of_sight_more_than_across_it() 
     across = [frame(0, sighting(5.0, 3.5, distance=20.0)), *near]  # 3.5 m to the side
     assert len(track_drive(along, CFG, ORIGIN)) == 1
     assert len(track_drive(across, CFG, ORIGIN)) == 2
+
+
+def test_a_track_whose_offset_no_neighbour_confirmed_looks_farther() -> None:
+    tracks = [track_at(6.0, 0.0, (1, 2))]
+    site = [site_at(9, 0, 0)]
+    confirmed = Registration(0.0, 0.0, 3, 3, 0.0, ((0.0, 0.0),), (True,))
+    unconfirmed = Registration(0.0, 0.0, 3, 3, 0.0, ((0.0, 0.0),), (False,))
+    assert assign_tracks(tracks, site, confirmed, ORIGIN, CFG).sites == (None,)  # 6 m > 5 m
+    assert assign_tracks(tracks, site, unconfirmed, ORIGIN, CFG).sites == (9,)  # within 7 m
