@@ -291,3 +291,23 @@ def test_the_worker_records_quality_section_and_footprint(client, vehicle_token,
         ).all()
         assert dark_sites and all(site.priority <= LOW_TRUST_MAX_PRIORITY for site in dark_sites)
         assert all(site.score_components.get("low_trust") for site in dark_sites)
+
+
+def test_reimport_matches_every_frame_again_on_the_new_sections(sessions: sessionmaker[Session]) -> None:
+    from service.db.road_tables import RoadSection
+    from service.db.roads import ImportOptions
+
+    import_network(sessions, HELSINKI)
+    ways = {w.way_id: w for w in read_network(HELSINKI)}
+    fab = ways["w4243036"]
+    frames = _drive(sessions, list(reversed(fab.coords[1:])), [0.0, 1.5, -1.5])
+    before = {along: section for along, section in frames}
+    result = import_network(sessions, HELSINKI, ImportOptions(max_section_m=20.0))
+    assert result["frames_attached"] == len(frames)
+    with sessions() as session:
+        ids = set(session.scalars(select(RoadSection.id)))
+        rows = session.query(FrameRoad).all()
+        assert all(r.section_id in ids and r.section_id.startswith("w4243036:") for r in rows)
+        assert len({r.section_id for r in rows}) > len(set(before.values()))  # shorter sections now
+        assert all(r.seen_from_m is None or r.seen_to_m >= r.seen_from_m for r in rows)
+        assert sum(r.seen_from_m is not None for r in rows) >= len(rows) // 2  # from the stored footprints
