@@ -1,4 +1,5 @@
-"""Tracking, registration and assignment on hand-built drives (pure: no database)."""
+"""Tracking, registration and assignment on hand-built drives (pure: no database):
+service/domain/tracking.py, registration.py, hungarian.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 
 from service.domain.classes import COMPATIBLE
 from service.domain.geo import Camera
+from service.domain.hungarian import gated_assignment, min_cost_assignment
+from service.domain.registration import assign_tracks, plan_drive, register_drive
 from service.domain.tracking import (
     Config,
     FrameInput,
@@ -15,12 +18,7 @@ from service.domain.tracking import (
     Registration,
     Sighting,
     Track,
-    assign_tracks,
     from_local,
-    gated_assignment,
-    min_cost_assignment,
-    plan_drive,
-    register_drive,
     to_local,
     track_drive,
 )

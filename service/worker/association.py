@@ -46,6 +46,7 @@ from service.domain import tracking
 from service.domain.classes import COMPATIBLE
 from service.domain.geo import Camera
 from service.domain.ranking import RankingConfig
+from service.domain.registration import assign_tracks, register_drive
 from service.domain.statuses import SITE_ASSOCIABLE, FrameStatus, SiteStatus
 
 BOX_TOUCH_PX = 12.0
@@ -366,8 +367,8 @@ def associate_segment(
     reach = config.search_m + config.radius_m
     lock_cells(session, cell_keys(raw, reach))
     known = candidate_sites(session, raw, reach)
-    registration = tracking.register_drive(tracks, known, origin, cfg)
-    assignment = tracking.assign_tracks(tracks, known, registration, origin, cfg)
+    registration = register_drive(tracks, known, origin, cfg)
+    assignment = assign_tracks(tracks, known, registration, origin, cfg)
     plan = tracking.DrivePlan(origin, tuple(tracks), registration, assignment)
     assigned, match = assignment.sites, assignment.match_m
     if before_write is not None:
