@@ -71,7 +71,7 @@ def make_defects(n: int, rng: np.random.Generator) -> list[tuple[float, float, s
 
 def simulate(defects, passes: int, rng: np.random.Generator, use_geometry: bool):  # type: ignore[no-untyped-def]
     """Yields frames: (pass, time, [(defect index, Located)])."""
-    from service.worker.association import Located
+    from service.worker.frame_association import Located
 
     t0 = datetime(2026, 6, 1, 9, tzinfo=UTC)
     for p in range(passes):
@@ -117,7 +117,7 @@ def run(  # type: ignore[no-untyped-def]
     from sqlalchemy import text
 
     from service.domain.ranking import DEFAULT_CONFIG
-    from service.worker.association import associate_frame, combine_offsets
+    from service.worker.frame_association import associate_frame, combine_offsets
 
     rng = np.random.default_rng(seed)
     site_defects: dict[int, set[int]] = defaultdict(set)
@@ -386,7 +386,7 @@ def simulate_grid(defects: list[Defect], passes: int, rng: np.random.Generator) 
 def _greedy(session, frames: list[SimFrame], radius: float, search: float) -> list[list[int]]:  # type: ignore[no-untyped-def]
     """Site id per detection with the per-frame association from before issue 13."""
     from service.domain.ranking import DEFAULT_CONFIG
-    from service.worker.association import Located, associate_frame, combine_offsets
+    from service.worker.frame_association import Located, associate_frame, combine_offsets
 
     out: list[list[int]] = []
     recent: list[tuple[float, float]] = []

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from service.db.engine import make_engine, make_sessionmaker
 from service.domain.ranking import DEFAULT_CONFIG
-from service.worker.association import (
+from service.worker.frame_association import (
     Located,
     acquire_offset,
     associate_frame,

@@ -18,7 +18,8 @@ from service.db.tables import DamageSite, Observation
 from service.domain.ranking import DEFAULT_CONFIG
 from service.domain.tracking import FrameInput, Sighting, from_local
 from service.tests import test_pipeline
-from service.worker.association import AssociationConfig, associate_ready, associate_segment, cell_keys
+from service.worker.association import AssociationConfig, associate_segment, cell_keys
+from service.worker.drives import associate_ready
 from service.worker.pipeline import _process_frame, process_frame
 from tests.fixtures import T0, gps_jpeg
 
@@ -264,7 +265,7 @@ def test_sites_of_a_drive_take_the_importance_of_their_road(client, vehicle_toke
 
 
 def test_the_janitor_associates_drives_left_behind(client, vehicle_token, ctx) -> None:  # type: ignore[no-untyped-def]
-    from service.worker.association import associate_stale
+    from service.worker.drives import associate_stale
 
     frame_id = upload(client, vehicle_token, "a.jpg", gps_jpeg(LAT, LON, T0, heading=90.0, seed=61))
     assert _process_frame(ctx, frame_id) == "done"  # located; the worker was lost before associating

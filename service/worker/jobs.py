@@ -119,7 +119,8 @@ def defer_frames(app: procrastinate.App, frame_ids: list[int]) -> int:
 
 async def run_worker(settings: Settings, context: WorkerContext, concurrency: int = 1) -> None:
     """Run one worker process (``concurrency`` jobs at a time) and its janitor until stopped."""
-    from service.worker.association import AssociationConfig, associate_stale
+    from service.worker.association import AssociationConfig
+    from service.worker.drives import associate_stale
     from service.worker.janitor import janitor
 
     app = make_app(settings, context)

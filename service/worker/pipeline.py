@@ -39,7 +39,8 @@ from service.domain.quality import assess
 from service.domain.ranking import RankingConfig
 from service.domain.statuses import FrameStatus
 from service.settings import Settings
-from service.worker.association import AssociationConfig, associate_ready
+from service.worker.association import AssociationConfig
+from service.worker.drives import associate_ready
 
 log = logging.getLogger(__name__)
 NEIGHBOUR_WINDOW = timedelta(seconds=30)
