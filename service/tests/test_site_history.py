@@ -242,4 +242,6 @@ def test_a_spot_no_pass_covered_gets_no_verdict_and_the_queue_page_lists_the_res
     verify_changed(sessions, k=3, now=datetime.now(UTC))
     page = client.get("/verification?lang=en", auth=staff["viewer"])
     assert page.status_code == 200 and f'data-site="{gone.public_id}"' in page.text
-    assert "Not seen again" in page.text and "Repair confirmed by drives" in page.text  # same spot: far now too
+    assert (
+        "Not seen again" in page.text and "Repair confirmed by drives" in page.text
+    )  # same spot: far now too
