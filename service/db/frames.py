@@ -123,6 +123,8 @@ def ingest_image(
     bytes another vehicle sent are answered as a new upload would be, without a frame id, so no vehicle
     learns what another uploaded. Bytes whose frame failed for good are taken again: the frame starts over.
     """
+    # One upload in order (duplicate, decode limits, locate, store, row, race with a concurrent upload): each
+    # early return is an answer the client gets; splitting would scatter them.
     digest = hashlib.sha256(data).hexdigest()
     with session_factory() as session:
         existing = session.execute(

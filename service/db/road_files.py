@@ -205,6 +205,8 @@ def read_ogr(path: Path, highway_classes: Collection[str]) -> list[Way]:
     """Lines of the first line layer. Columns used when present (any case): ``name``; ``highway``, ``fclass``
     or ``class`` (filtered by the classes when present); ``oneway``; ``surface``; ``importance``; ``osm_id`` or
     ``id`` for stable way ids (else the feature id)."""
+    # Reading one OGR file with every refusal in the order a city's file can fail (open, layer, CRS, geometry
+    # type, size): one path of checks, each with its own message.
     import pyogrio
     import shapely
 

@@ -56,6 +56,7 @@ def _safeguards(settings: Settings) -> dict[str, Any]:
 
 def transparency_record(session: Session, settings: Settings, ranking: RankingConfig) -> dict[str, Any]:
     """The AI-register entry and record of processing activities, from the service's own state."""
+    # Long because the record is one literal document (the register's fields in order), not logic.
     frames = session.scalar(select(func.count()).select_from(Frame)) or 0
     decisions = session.scalar(select(func.count()).select_from(Decision)) or 0
     versions = session.scalars(select(ModelVersion).order_by(ModelVersion.created_at)).all()

@@ -124,6 +124,8 @@ def _local_offsets(
     drive's offset) vote, weighted by a Gaussian of the distance along the drive; at least two tracks
     seen twice must agree, else the track takes the offset of its supported neighbours (or the drive's).
     """
+    # The drift correction along a drive in one pass over its tracks (windowed robust fit): the loop state is
+    # shared by every step.
     arr = np.array([(de, dn) for _, _, de, dn in cands])
     track_of = np.array([i for i, *_ in cands])
     along = np.array([tracks[i].along_m for i in track_of])
@@ -195,6 +197,8 @@ def assign_tracks(
     round, the tracks left over get further rounds against the sites that no overlapping track took.
     The tracks left after that form new sites, merged with each other under the same rule.
     """
+    # Cost matrix, gating, class compatibility and the one-to-one solve belong together: the gates define the
+    # matrix the solver sees.
     gate = config.registered_gate_m if registration.support >= 2 else config.gate_m
     # A track whose offset no neighbour confirmed may be off by the drift: it looks a little farther.
     gates = [

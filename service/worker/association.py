@@ -203,6 +203,8 @@ def associate_segment(
     same defects waits and then sees this one's sites. Commits nothing: the caller's transaction does.
     ``before_write`` (tests) runs after the locks are held and before anything is written.
     """
+    # The one transaction of a drive segment (lock cells, candidates, track, register, assign, write): split,
+    # its steps would pass the same half-written state around; each step is a pure function it calls.
     cfg = config.tracking()
     origin = (frames[0].lat, frames[0].lon) if frames else (0.0, 0.0)
     frames = tracking.smooth_fixes(frames, cfg)

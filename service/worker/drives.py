@@ -97,6 +97,8 @@ def associate_ready(
     Returns the ids of the drives written. Safe to call any number of times and from any number of
     workers: a frame joins a drive once (``drive_frame``'s primary key, checked under the vehicle's lock).
     """
+    # Check, lock, check again, associate: the second check under the vehicle lock is the point, so the
+    # sequence stays together.
     with sessions() as session:
         frame = session.get(Frame, frame_id)
         if frame is None or frame.position is None:

@@ -146,6 +146,8 @@ def process_frame(ctx: WorkerContext, frame_id: int) -> str:
 
 
 def _process_frame(ctx: WorkerContext, frame_id: int) -> str:
+    # One frame's whole life in order (state checks, anonymize, detect, locate, store, hand over to the drive):
+    # kept in one function so each transaction boundary and crash-safety check is visible in sequence.
     with ctx.sessions() as session:
         frame = session.get(Frame, frame_id)
         if frame is None:
