@@ -21,7 +21,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, 
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from service.db.road_tables import RoadSection
-from service.db.sites import nearby_sites, rescore
+from service.db.sites import nearby_sites, new_site, rescore
 from service.db.tables import Base, DamageSite, point
 from service.domain.classes import COMPATIBLE
 from service.domain.open311 import (
@@ -33,7 +33,6 @@ from service.domain.open311 import (
     street_of,
 )
 from service.domain.ranking import RankingConfig
-from service.domain.statuses import SiteStatus
 from service.errors import Forbidden, InvalidInput, NotFound
 
 KEY_PREFIX = "rw311_"
@@ -175,19 +174,8 @@ def submit_report(
     site = nearest_site(session, report.service.attach_classes, lat, lon)
     created = site is None
     if site is None:
-        site = DamageSite(
-            class_name=report.service.new_site_class,
-            class_votes={},
-            position=point(lat, lon),
-            position_weight=0.0,
-            max_confidence=0.0,
-            sightings=0,
-            n_observations=0,
-            status=SiteStatus.OPEN,
-            first_seen=now,
-            last_seen=now,
-            citizen_reported=True,
-            citizen_reports=0,
+        site = new_site(
+            report.service.new_site_class, lat, lon, now, now, citizen_reported=True, citizen_reports=0
         )
         session.add(site)
         session.flush()

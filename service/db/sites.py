@@ -91,6 +91,25 @@ def road_importance(session: Session, lat: float, lon: float) -> float | None:
     return float(row[0])
 
 
+def new_site(
+    class_name: str, lat: float, lon: float, first_seen: datetime, last_seen: datetime, **fields: Any
+) -> DamageSite:
+    """A new open site with no sightings yet (its position, class and times; ``fields`` set more)."""
+    return DamageSite(
+        class_name=class_name,
+        class_votes={},
+        position=point(lat, lon),
+        position_weight=0.0,
+        max_confidence=0.0,
+        sightings=0,
+        n_observations=0,
+        status=SiteStatus.OPEN,
+        first_seen=first_seen,
+        last_seen=last_seen,
+        **fields,
+    )
+
+
 def add_observation(
     session: Session,
     *,
@@ -112,19 +131,7 @@ def add_observation(
     if site is not None:  # re-read under a row lock: staff may have decided on it meanwhile
         session.refresh(site, with_for_update=True)
     if site is None:
-        site = DamageSite(
-            class_name=class_name,
-            class_votes={},
-            position=point(lat, lon),
-            position_weight=0.0,
-            max_confidence=0.0,
-            sightings=0,
-            n_observations=0,
-            status=SiteStatus.OPEN,
-            first_seen=seen_at,
-            last_seen=seen_at,
-            model_version_id=model_version_id,
-        )
+        site = new_site(class_name, lat, lon, seen_at, seen_at, model_version_id=model_version_id)
         session.add(site)
         slat, slon = lat, lon
     else:

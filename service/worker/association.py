@@ -22,6 +22,7 @@ from geotag import M_PER_DEG_LAT, metres_per_degree_lon
 from service.db.drives import Drive, Track
 from service.db.sites import (
     ROAD_SEARCH_M,
+    new_site,
     rescore,
     site_latlon,
 )
@@ -121,19 +122,7 @@ def _weight(s: tracking.Sighting) -> float:
 
 
 def _new_site(t: tracking.Track, lat: float, lon: float, model_version_id: int | None) -> DamageSite:
-    return DamageSite(
-        class_name=t.class_name,
-        class_votes={},
-        position=point(lat, lon),
-        position_weight=0.0,
-        max_confidence=0.0,
-        sightings=0,
-        n_observations=0,
-        status=SiteStatus.OPEN,
-        first_seen=t.first_seen,
-        last_seen=t.last_seen,
-        model_version_id=model_version_id,
-    )
+    return new_site(t.class_name, lat, lon, t.first_seen, t.last_seen, model_version_id=model_version_id)
 
 
 def merge_track(
