@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from geotag import Fix, with_exif
@@ -250,15 +251,24 @@ def _unfinished(sessions: sessionmaker[Session]) -> int:
 def wait_processed(sessions: sessionmaker[Session], timeout_s: float) -> bool:
     """Wait until the workers have processed and associated every demo frame; False on timeout. Then give
     the sites their road sections (as a network import does), so that they carry street names."""
-    from service.db.roads import reattach_sites
+    from service.db.roads import ROADS_LOCK, reattach_sites
 
     deadline = time.monotonic() + timeout_s
     while _unfinished(sessions):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.5)
-    with transaction(sessions) as session:
-        reattach_sites(session)
+    for attempt in range(3):
+        try:
+            with transaction(sessions) as session:
+                # As an import does: exclusively, so workers still writing a drive's sites finish first.
+                session.execute(select(func.pg_advisory_xact_lock(ROADS_LOCK)))
+                reattach_sites(session)
+            break
+        except OperationalError:  # a deadlock with a worker's last writes: it rolled back, try again
+            if attempt == 2:
+                raise
+            time.sleep(1.0)
     return True
 
 
