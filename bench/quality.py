@@ -123,22 +123,9 @@ def calibrate(clean: list[dict[str, float]], q: float) -> Thresholds:
 
 
 def verdicts(stats: list[dict[str, float]], t: Thresholds) -> list[tuple[str, ...]]:
-    from service.domain.quality import Verdict
+    from service.domain.quality import reasons
 
-    def reasons(m: dict[str, float]) -> tuple[str, ...]:
-        out = []
-        if m["sharpness"] < t.blur_min:
-            out.append("blurred")
-        if m["mean"] < t.dark_max_mean:
-            out.append("dark")
-        if m["bright_share"] >= t.bright_min_share:
-            out.append("overexposed")
-        if m["flat_share"] >= t.flat_min_share:
-            out.append("covered")
-        return tuple(out)
-
-    _ = Verdict  # the same rule as assess(), on precomputed statistics
-    return [reasons(m) for m in stats]
+    return [reasons(m, t) for m in stats]  # the rule of assess(), on precomputed statistics
 
 
 def main() -> int:

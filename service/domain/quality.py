@@ -101,17 +101,22 @@ def measure(image: np.ndarray[Any, Any]) -> dict[str, float]:
     }
 
 
+def reasons(m: dict[str, float], t: Thresholds) -> tuple[str, ...]:
+    """Why a photo with these statistics (:func:`measure`) is unusable; empty when it is usable."""
+    out = []
+    if m["sharpness"] < t.blur_min:
+        out.append("blurred")
+    if m["mean"] < t.dark_max_mean:
+        out.append("dark")
+    if m["bright_share"] >= t.bright_min_share:
+        out.append("overexposed")
+    if m["flat_share"] >= t.flat_min_share:
+        out.append("covered")
+    return tuple(out)
+
+
 def assess(image: np.ndarray[Any, Any], thresholds: Thresholds | None = None) -> Verdict:
     """The quality verdict of one photo."""
-    t = thresholds or Thresholds()
     m = measure(image)
-    reasons = []
-    if m["sharpness"] < t.blur_min:
-        reasons.append("blurred")
-    if m["mean"] < t.dark_max_mean:
-        reasons.append("dark")
-    if m["bright_share"] >= t.bright_min_share:
-        reasons.append("overexposed")
-    if m["flat_share"] >= t.flat_min_share:
-        reasons.append("covered")
-    return Verdict(not reasons, tuple(reasons), {k: round(v, 5) for k, v in m.items()})
+    found = reasons(m, thresholds or Thresholds())
+    return Verdict(not found, found, {k: round(v, 5) for k, v in m.items()})
