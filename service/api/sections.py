@@ -19,6 +19,7 @@ from service.db.road_tables import RoadSection, SiteSurvey
 from service.db.sections import (
     COLOUR_CLASSES,
     SECTION_FIELDS,
+    filter_sections,
     graded_sections,
     network_summary,
     section_feature,
@@ -28,7 +29,6 @@ from service.db.sections import (
 )
 from service.db.sites import site_feature
 from service.db.tables import DamageSite
-from service.domain.grades import INSUFFICIENT
 from service.domain.params import parse_choices, parse_date, parse_number
 from service.errors import NotFound
 from service.exports import csv_response, geojson_response
@@ -61,22 +61,16 @@ class SectionFilter:
         self.insufficient = insufficient
 
     def apply(self, query: Select[Any]) -> Select[Any]:
-        if self.street:
-            query = query.where(func.lower(RoadSection.name) == self.street.lower())
-        if self.highways:
-            query = query.where(RoadSection.highway.in_(self.highways))
-        if self.grade_min is not None:
-            query = query.where(SectionGrade.grade >= self.grade_min)
-        if self.grade_max is not None:
-            query = query.where(SectionGrade.grade <= self.grade_max)
-        if self.colours:
-            query = query.where(SectionGrade.colour_class.in_(self.colours))
-        if self.since is not None:
-            query = query.where(SectionGrade.last_pass >= self.since)
-        if self.insufficient is not None:
-            wanted = SectionGrade.status == INSUFFICIENT
-            query = query.where(wanted if self.insufficient else ~wanted)
-        return query
+        return filter_sections(
+            query,
+            street=self.street,
+            highways=self.highways,
+            colours=self.colours,
+            grade_min=self.grade_min,
+            grade_max=self.grade_max,
+            surveyed_since=self.since,
+            insufficient=self.insufficient,
+        )
 
 
 def _any_word(raw: str | None) -> tuple[str, ...]:

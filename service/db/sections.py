@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 from geoalchemy2.shape import to_shape
@@ -142,3 +143,33 @@ def latest_frames(session: Session, site_ids: list[int]) -> dict[int, int]:
         .group_by(Observation.site_id)
     ).all()
     return {int(site_id): int(frame_id) for site_id, frame_id in rows if site_id is not None}
+
+
+def filter_sections(
+    query: Select[Any],
+    *,
+    street: str | None = None,
+    highways: Sequence[str] = (),
+    colours: Sequence[str] = (),
+    grade_min: float | None = None,
+    grade_max: float | None = None,
+    surveyed_since: datetime | None = None,
+    insufficient: bool | None = None,
+) -> Select[Any]:
+    """The section filters of the API, the streets page and their exports, on :func:`graded_sections`."""
+    if street:
+        query = query.where(func.lower(RoadSection.name) == street.lower())
+    if highways:
+        query = query.where(RoadSection.highway.in_(list(highways)))
+    if grade_min is not None:
+        query = query.where(SectionGrade.grade >= grade_min)
+    if grade_max is not None:
+        query = query.where(SectionGrade.grade <= grade_max)
+    if colours:
+        query = query.where(SectionGrade.colour_class.in_(list(colours)))
+    if surveyed_since is not None:
+        query = query.where(SectionGrade.last_pass >= surveyed_since)
+    if insufficient is not None:
+        wanted = SectionGrade.status == INSUFFICIENT
+        query = query.where(wanted if insufficient else ~wanted)
+    return query

@@ -17,6 +17,7 @@ from service.db.history import SiteVerification
 from service.db.road_tables import RoadSection
 from service.db.sections import (
     COLOUR_CLASSES,
+    filter_sections,
     grade_history,
     graded_sections,
     latest_frames,
@@ -57,17 +58,11 @@ class StreetFilter:
         self.compare = parse_date(compare, "compare")
 
     def apply(self, query: Select[Any]) -> Select[Any]:
-        if self.street:
-            query = query.where(func.lower(RoadSection.name) == self.street.lower())
-        if self.highway:
-            query = query.where(RoadSection.highway == self.highway)
-        if self.colours:
-            query = query.where(SectionGrade.colour_class.in_(self.colours))
-        if self.surveyed_since:
-            query = query.where(
-                SectionGrade.last_pass >= datetime.combine(self.surveyed_since, time()).astimezone()
-            )
-        return query
+        since = datetime.combine(self.surveyed_since, time()).astimezone() if self.surveyed_since else None
+        highways = [self.highway] if self.highway else []
+        return filter_sections(
+            query, street=self.street, highways=highways, colours=self.colours, surveyed_since=since
+        )
 
 
 def _grades_at(session: Session, section_ids: list[str], when: date) -> dict[str, float | None]:
