@@ -68,6 +68,7 @@ def sites_page(
         statuses=SITE_STATUSES,
         band=band,
         query=filters.query_string(),
+        page_url=lambda n: "/sites?" + filters.query_string(page_no=n),
         coverage=daily_summary(request.app.state, session),
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import Select, and_, func, select
@@ -105,6 +106,7 @@ def streets_page(request: Request, session: SessionDep, user: ViewerDep, page_no
     rows = session.execute(worst_first(query).limit(PAGE_SIZE).offset((page_no - 1) * PAGE_SIZE)).all()
     before = _grades_at(session, [s.id for s, _ in rows], filters.compare) if filters.compare else {}
     params = request.url.query
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "page_no"]  # the filters
     return page(
         request,
         "streets.html",
@@ -120,6 +122,7 @@ def streets_page(request: Request, session: SessionDep, user: ViewerDep, page_no
         highways=_highways(session),
         fixed=(TARGET, WARNING, THRESHOLD),
         query=params,
+        page_url=lambda n: "/streets?" + urlencode([*kept, ("page_no", str(n))]),
     )
 
 
