@@ -10,7 +10,7 @@ turns the passes into a timeline, a growth trend and a verification state.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -141,9 +141,16 @@ _TO_CHECK = text(
 
 
 def verify_changed(
-    sessions: sessionmaker[Session], k: int, now: datetime, limit: int = 2000
+    sessions: sessionmaker[Session],
+    k: int,
+    now: datetime,
+    limit: int = 2000,
+    rescore: Callable[[DamageSite], None] | None = None,
 ) -> dict[str, int]:
-    """Verify every repaired or open site whose spot new frames covered; returns the states found."""
+    """Verify every repaired or open site whose spot new frames covered; returns the states found.
+
+    ``rescore`` (the ranking) runs on each checked site that is not repaired, in the same transaction: its
+    recency counts the covering passes that missed it, which this check has just counted."""
     counts: dict[str, int] = {}
     statuses = [SiteStatus.REPAIRED.value, *(s.value for s in SITE_NEEDS_ACTION)]
     with sessions() as session, session.begin():
@@ -151,6 +158,8 @@ def verify_changed(
         for site in session.scalars(select(DamageSite).where(DamageSite.id.in_(ids))):
             state = verify_site(session, site, k, now).state
             counts[state] = counts.get(state, 0) + 1
+            if rescore is not None and site.status != SiteStatus.REPAIRED:
+                rescore(site)
     return counts
 
 

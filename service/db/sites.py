@@ -18,10 +18,11 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from geotag import haversine_m, metres_per_degree_lon
+from service.db.history import SiteVerification
 from service.db.survey import cap_low_trust, survey_site
 from service.db.tables import DamageSite, Frame, Observation, RoadSegment, point
 from service.domain.classes import COMPATIBLE
-from service.domain.history import Pass, growth_m_per_30d
+from service.domain.history import NOT_SEEN_AGAIN, STILL_THERE, Pass, growth_m_per_30d
 from service.domain.ranking import RankingConfig, SiteFacts, score, severity
 from service.domain.roads import section_label
 from service.domain.statuses import SITE_ASSOCIABLE, SiteStatus
@@ -170,10 +171,21 @@ def site_growth(session: Session, site: DamageSite) -> float | None:
     return growth_m_per_30d([Pass(0, "", at, True, size) for at, size in rows if at is not None])
 
 
+def missed_passes(session: Session, site: DamageSite) -> int:
+    """Covering passes since the site's last sighting that did not see it, as the verification of routine
+    drives last counted them (``service/db/history.py``); 0 when a sighting came after that check."""
+    check = session.get(SiteVerification, site.id)
+    if check is None or check.state not in (STILL_THERE, NOT_SEEN_AGAIN):
+        return 0
+    if check.since is not None and site.last_seen > check.since:
+        return 0  # seen again since the check counted the misses
+    return check.passes_since
+
+
 def rescore(site: DamageSite, config: RankingConfig, now: datetime | None = None) -> None:
     """Recompute priority, its components, severity and the config version on the site."""
-    session = object_session(site)
-    survey = survey_site(session, site) if session is not None and site.id is not None else None
+    session = object_session(site) if site.id is not None else None
+    survey = survey_site(session, site) if session is not None else None
     facts = SiteFacts(
         class_name=site.class_name,
         size_m=site.size_m,
@@ -181,7 +193,8 @@ def rescore(site: DamageSite, config: RankingConfig, now: datetime | None = None
         sightings=max(site.sightings, 1),
         last_seen=site.last_seen,
         road_importance=site.road_importance,
-        growth_m_per_30d=site_growth(session, site) if session is not None and site.id is not None else None,
+        growth_m_per_30d=site_growth(session, site) if session is not None else None,
+        missed_passes=missed_passes(session, site) if session is not None else 0,
     )
     result = score(facts, now or datetime.now(UTC), config)
     site.priority = result.priority

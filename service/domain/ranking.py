@@ -9,7 +9,7 @@ Terms (t) and their inputs:
     size        min(size_m / size_ref_m, 1)               (saturates at size_ref_m)
     confidence  detector confidence, 0..1
     sightings   min(log(1 + n) / log(1 + sightings_ref), 1)   (independent frames/passes; saturating)
-    recency     0.5 ** (age_days / recency_half_life_days)   (age clamped at 0)
+    recency     0.5 ** (missed_passes / recency_half_life_passes)   (still there on the latest covering pass: 1)
     road        road importance 0..1 from the road network
 
 priority = 100 * sum(w_t * t) over known terms. The six weights sum to 1.0. When a term's input is unknown
@@ -22,9 +22,14 @@ sightings, metres per 30 days; ``service/domain/history.py``) gets up to ``growt
 priority = min(100, weighted sum x (1 + growth_bonus x min(growth / growth_ref_m_per_30d, 1))); the added
 points appear as the component ``growth``. A shrinking or unknown trend adds nothing.
 
-Recency reads "still there on the latest pass that covered it": ``last_seen`` moves with every sighting,
-and a site that covering passes no longer see goes to the "not seen again" queue (staff decide) instead
-of fading silently.
+Recency (since 2026-12-2) reads "still there on the latest pass that covered it", not "seen recently":
+``missed_passes`` counts the usable passes whose camera footprint covered the site's spot after its last
+sighting and did not see it (``service/domain/history.py``, stored by the verification of routine drives).
+An old pothole that every drive still sees keeps the full term however old it is, and so does one on a
+street nobody has driven since (nothing says it is gone); each covering pass that misses it halves the
+term (``recency_half_life_passes``), and after ``k`` such passes it also waits in the "not seen again"
+queue for staff (nothing is closed automatically). Until 2026-12-1 the term decayed with the days since
+the last sighting, which sank old damage on rarely driven streets.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ def _num(name: str, value: Any) -> float:
 class RankingConfig:
     """Versioned weights and reference values of the priority function (see module docstring)."""
 
-    version: str = "2026-12-1"
+    version: str = "2026-12-2"
     class_weight: dict[str, float] = field(default_factory=_default_class_weight)
     w_class: float = 0.30
     w_size: float = 0.20
@@ -80,7 +85,7 @@ class RankingConfig:
     w_road: float = 0.15
     size_ref_m: float = 1.0
     sightings_ref: float = 5.0
-    recency_half_life_days: float = 30.0
+    recency_half_life_passes: float = 1.0
     growth_bonus: float = 0.2
     growth_ref_m_per_30d: float = 0.2
 
@@ -100,7 +105,7 @@ class RankingConfig:
                 raise ConfigError(f"w_{term}: expected >= 0, got {w!r}")
         if abs(sum(weights.values()) - 1.0) > 1e-6:
             raise ConfigError(f"weights: expected w_* to sum to 1.0, got {sum(weights.values()):.6f}")
-        for name in ("size_ref_m", "recency_half_life_days"):
+        for name in ("size_ref_m", "recency_half_life_passes"):
             if _num(name, getattr(self, name)) <= 0.0:
                 raise ConfigError(f"{name}: expected > 0, got {getattr(self, name)!r}")
         if not 0.0 <= _num("growth_bonus", self.growth_bonus) <= 1.0:
@@ -137,6 +142,11 @@ def load_config(path: str | Path) -> RankingConfig:
         raise ConfigError(f"{path}: expected a mapping at top level, got {type(data).__name__}")
     known = {f.name for f in fields(RankingConfig)}
     unknown = sorted(set(map(str, data)) - known)
+    if "recency_half_life_days" in unknown:
+        raise ConfigError(
+            f"{path}: recency_half_life_days was replaced by recency_half_life_passes in version 2026-12-2 "
+            "(recency now counts covering passes that missed the site, not days)"
+        )
     if unknown:
         raise ConfigError(f"{path}: expected keys among {sorted(known)}, got unknown {unknown}")
     if "version" not in data:
@@ -162,6 +172,7 @@ class SiteFacts:
     last_seen: datetime
     road_importance: float | None = None
     growth_m_per_30d: float | None = None  # size trend across surveys; None: unknown
+    missed_passes: int = 0  # covering passes since the last sighting that did not see it
 
     def __post_init__(self) -> None:
         if not isinstance(self.class_name, str) or not self.class_name:
@@ -174,6 +185,12 @@ class SiteFacts:
             raise ValueError(f"sightings: expected an integer >= 1, got {self.sightings!r}")
         if self.last_seen.tzinfo is None or self.last_seen.utcoffset() is None:
             raise ValueError(f"last_seen: expected a tz-aware datetime, got naive {self.last_seen!r}")
+        if (
+            isinstance(self.missed_passes, bool)
+            or not isinstance(self.missed_passes, int)
+            or self.missed_passes < 0
+        ):
+            raise ValueError(f"missed_passes: expected an integer >= 0, got {self.missed_passes!r}")
         road = self.road_importance
         if road is not None and not (math.isfinite(road) and 0.0 <= road <= 1.0):
             raise ValueError(f"road_importance: expected None or 0..1, got {road!r}")
@@ -199,14 +216,13 @@ def terms(facts: SiteFacts, now: datetime, config: RankingConfig = DEFAULT_CONFI
         )
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"now: expected a tz-aware datetime, got naive {now!r}")
-    age_days = max((now - facts.last_seen).total_seconds() / 86400.0, 0.0)
     size = None if facts.size_m is None else min(facts.size_m / config.size_ref_m, 1.0)
     return {
         "class": config.class_weight[facts.class_name],
         "size": size,
         "confidence": facts.confidence,
         "sightings": min(math.log1p(facts.sightings) / math.log1p(config.sightings_ref), 1.0),
-        "recency": 0.5 ** (age_days / config.recency_half_life_days),
+        "recency": 0.5 ** (facts.missed_passes / config.recency_half_life_passes),
         "road": facts.road_importance,
     }
 

@@ -99,13 +99,28 @@ def test_without_alignment_far_sightings_make_a_new_site(session: Session) -> No
     assert far.sites[0].id != first.sites[0].id and far.offset is None
 
 
-def test_rescore_all_lowers_priority_of_old_sites(session: Session, clean_db: str) -> None:
+def test_rescore_all_lowers_priority_of_sites_that_covering_passes_missed(
+    session: Session, clean_db: str
+) -> None:
+    from service.db.history import SiteVerification
     from service.db.sites import rescore_all
 
     result = frame(session, [det(0, 0, (100, 500, 200, 560))])
     site = result.sites[0]
-    site.last_seen = datetime(2025, 1, 1, tzinfo=UTC)  # long unseen
+    site.last_seen = datetime(2025, 1, 1, tzinfo=UTC)  # long unseen: its age alone does not lower it
     before = site.priority
+    session.commit()
+    assert rescore_all(make_sessionmaker(make_engine(clean_db)), DEFAULT_CONFIG) == 1
+    session.expire_all()
+    assert session.get(type(site), site.id).priority == pytest.approx(before)
+    # Two usable passes covered its spot since and did not see it (as the drives' verification counted).
+    now = datetime.now(UTC)
+    session.add(
+        SiteVerification(
+            site_id=site.id, state="still_there", passes_since=2, since=site.last_seen, changed_at=now,
+            checked_at=now,
+        )
+    )  # fmt: skip
     session.commit()
     assert rescore_all(make_sessionmaker(make_engine(clean_db)), DEFAULT_CONFIG) == 1
     session.expire_all()

@@ -47,7 +47,7 @@ def priority(**changes: Any) -> float:
         ("size_m", [0.0, 0.2, 0.5, 0.9]),
         ("confidence", [0.1, 0.3, 0.7, 1.0]),
         ("sightings", [1, 2, 3, 4]),
-        ("last_seen", [NOW - timedelta(days=d) for d in (400, 60, 5, 0)]),
+        ("missed_passes", [3, 2, 1, 0]),
         ("road_importance", [0.0, 0.3, 0.6, 1.0]),
     ],
 )
@@ -62,6 +62,18 @@ def test_saturation() -> None:
     assert priority(last_seen=NOW + timedelta(days=1)) == priority(last_seen=NOW)  # clock skew
 
 
+def test_recency_is_still_there_on_the_latest_covering_pass_not_seen_recently() -> None:
+    # An old pothole that every drive still sees, or one on a street nobody drove since, keeps its place.
+    assert priority(last_seen=NOW - timedelta(days=400)) == priority(last_seen=NOW)
+    assert score(facts(last_seen=NOW - timedelta(days=400)), NOW).terms["recency"] == 1.0
+    # Each covering pass that missed it halves the term (half-life one pass by default).
+    assert score(facts(missed_passes=2), NOW).terms["recency"] == pytest.approx(0.25)
+    slow = dataclasses.replace(DEFAULT_CONFIG, version="t", recency_half_life_passes=2.0)
+    assert score(facts(missed_passes=2), NOW, slow).terms["recency"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="missed_passes: expected an integer >= 0"):
+        facts(missed_passes=-1)
+
+
 def test_class_order() -> None:
     p = {c: priority(class_name=c) for c in ("D40", "D20", "D10", "D00")}
     assert p["D40"] > p["D20"] > p["D10"] == p["D00"]
@@ -72,8 +84,9 @@ def test_components_explain_priority() -> None:
     assert set(s.components) == set(TERMS)
     assert sum(s.components.values()) == pytest.approx(s.priority)
     assert 0.0 <= s.priority <= 100.0
-    assert s.config_version == DEFAULT_CONFIG.version == "2026-12-1"  # 2026-12-1 added the growth bonus
-    assert s.terms["class"] == 0.7 and s.terms["recency"] == pytest.approx(0.5 ** (10 / 30))
+    # 2026-12-1 added the growth bonus; 2026-12-2 made recency count covering passes that missed the site
+    assert s.config_version == DEFAULT_CONFIG.version == "2026-12-2"
+    assert s.terms["class"] == 0.7 and s.terms["recency"] == 1.0
     assert s.components["class"] == pytest.approx(100 * DEFAULT_CONFIG.w_class * 0.7)
     assert s.unknown == ()
 
@@ -90,6 +103,7 @@ def test_extremes() -> None:
         sightings=1,
         last_seen=NOW - timedelta(days=365),
         road_importance=0.0,
+        missed_passes=6,
     )
     assert 0.0 < score(worst, NOW).priority < 25.0
 
@@ -148,7 +162,7 @@ def test_custom_config_changes_version_and_weights() -> None:
         ({"class_weight": {"D40": 1.5}}, r"class_weight\['D40'\]"),
         ({"class_weight": {}}, "non-empty mapping"),
         ({"size_ref_m": 0.0}, "size_ref_m: expected > 0"),
-        ({"recency_half_life_days": -1.0}, "recency_half_life_days"),
+        ({"recency_half_life_passes": -1.0}, "recency_half_life_passes"),
         ({"sightings_ref": 0.5}, "sightings_ref: expected >= 1"),
         ({"version": ""}, "version"),
         ({"w_size": True}, "w_size"),
@@ -180,6 +194,7 @@ def test_load_config_json_and_yaml(tmp_path: Path) -> None:
         ("c.yaml", "w_class: 0.3\n", "expected a 'version' key"),
         ("c.yaml", "version: a\nw_klass: 0.3\n", "unknown \\['w_klass'\\]"),
         ("c.yaml", "version: a\nw_class: 0.9\n", "sum to 1.0"),
+        ("c.yaml", "version: a\nrecency_half_life_days: 30\n", "replaced by recency_half_life_passes"),
     ],
 )
 def test_load_config_errors(tmp_path: Path, name: str, text: str, match: str) -> None:

@@ -245,3 +245,46 @@ def test_a_spot_no_pass_covered_gets_no_verdict_and_the_queue_page_lists_the_res
     assert (
         "Not seen again" in page.text and "Repair confirmed by drives" in page.text
     )  # same spot: far now too
+
+
+def test_recency_is_still_there_on_the_latest_covering_pass_not_seen_recently(
+    sessions: sessionmaker[Session],
+) -> None:
+    from service.db.sites import rescore
+    from service.domain.ranking import DEFAULT_CONFIG
+
+    later = T0 + timedelta(days=400)  # a year after anyone last looked: neither sinks for its age
+    with transaction(sessions) as s:
+        old = _site(s)  # an old pothole that every drive still sees
+        for day in (0, 30, 60):
+            _pass(s, old, day, True)
+        missed = _site(s)  # a pothole 100 m away that two covering passes no longer saw
+        missed.position = point(LAT + 0.0009, LON)
+        seen = _pass(s, None, 0, False, footprint=FAR)
+        s.add(
+            Observation(
+                frame_id=seen, site_id=missed.id, class_name="D40", confidence=0.7,
+                x1=1, y1=1, x2=2, y2=2, position=point(LAT + 0.0009, LON), size_m=0.4,
+            )
+        )  # fmt: skip
+        for day in (10, 20):
+            _pass(s, None, day, False, footprint=FAR)
+        for site in (old, missed):
+            site.sightings = 3
+        old.last_seen, missed.last_seen = T0 + timedelta(days=60), T0
+    verify_changed(sessions, k=3, now=later, rescore=lambda site: rescore(site, DEFAULT_CONFIG, now=later))
+    with sessions() as s:
+        got = {x.id: x for x in s.scalars(select(DamageSite))}
+        states = {v.site_id: (v.state, v.passes_since) for v in s.scalars(select(SiteVerification))}
+    assert states[old.id] == ("still_there", 0) and states[missed.id] == ("still_there", 2)
+    assert got[old.id].score_components["terms"]["recency"] == 1.0
+    assert got[missed.id].score_components["terms"]["recency"] == 0.25
+    assert got[old.id].priority > got[missed.id].priority
+    assert got[old.id].ranking_version == DEFAULT_CONFIG.version
+    # Seen again: the misses no longer count, before the next check has run.
+    with transaction(sessions) as s:
+        site = s.get(DamageSite, missed.id)
+        assert site is not None
+        site.last_seen = T0 + timedelta(days=30)
+        rescore(site, DEFAULT_CONFIG, now=later)
+        assert site.score_components["terms"]["recency"] == 1.0

@@ -62,7 +62,7 @@ def _periodic_tasks(app: procrastinate.App, ctx: Callable[[], WorkerContext]) ->
     @app.periodic(cron="17 3 * * *", periodic_id="rescore")
     @app.task(name="rescore_sites", queue=QUEUE, queueing_lock="rescore_sites")
     def rescore_sites(timestamp: int) -> int:
-        """Nightly: priorities include recency, so they change as sites age without new sightings."""
+        """Nightly: every open site under the ranking config in use (a new config takes effect; growth)."""
         from service.db.sites import rescore_all
 
         return rescore_all(ctx().sessions, ctx().ranking)
@@ -81,8 +81,16 @@ def _periodic_tasks(app: procrastinate.App, ctx: Callable[[], WorkerContext]) ->
     def verify_sites(timestamp: int) -> int:
         """Every 15 minutes: what new passes say about repaired and open sites (service/db/history.py)."""
         from service.db.history import verify_changed
+        from service.db.sites import rescore
 
-        return sum(verify_changed(ctx().sessions, ctx().settings.verify_passes, datetime.now(UTC)).values())
+        now = datetime.now(UTC)
+        counts = verify_changed(
+            ctx().sessions,
+            ctx().settings.verify_passes,
+            now,
+            rescore=lambda site: rescore(site, ctx().ranking, now),
+        )
+        return sum(counts.values())
 
     @app.periodic(cron="29 3 * * *", periodic_id="regrade_all")
     @app.task(name="regrade_all_sections", queue=QUEUE, queueing_lock="regrade_all_sections")
