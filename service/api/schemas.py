@@ -44,6 +44,54 @@ class SiteFeature(BaseModel):
     properties: SiteProperties
 
 
+class DriveOut(BaseModel):
+    """A drive that contributed a track, with the GPS correction its registration found."""
+
+    id: int
+    vehicle_id: int
+    started_at: str | None
+    ended_at: str | None
+    offset_e_m: float = Field(description="metres added to the drive's GPS positions, east")
+    offset_n_m: float = Field(description="metres added to the drive's GPS positions, north")
+    drift_m: float | None = Field(description="largest local (drift) correction away from the offset, metres")
+    support: int = Field(description="tracks that agreed on the offset; 0: the drive keeps its own reference")
+    candidates: int = Field(
+        description="tracks with a compatible known site near enough to propose an offset"
+    )
+    reference: Literal["map", "own"]
+    algorithm: str
+
+
+class TrackOut(BaseModel):
+    """One defect as one drive saw it: its sightings in consecutive frames, and the site it formed or joined."""
+
+    id: int
+    class_: str = Field(alias="class", description="the track's class vote")
+    sightings: int = Field(description="frames the defect was seen in")
+    observations: int
+    size_m: float | None
+    max_confidence: float
+    first_seen: str
+    last_seen: str
+    joined_known_site: bool = Field(description="false: the site was new in this track's drive")
+    match_m: float | None = Field(description="distance to the known site it joined, after correction")
+    drive: DriveOut
+
+
+class SiteDetailProperties(SiteProperties):
+    tracks: list[TrackOut] = Field(
+        default_factory=list, description="the tracks that formed the site, oldest first (issue 13)"
+    )
+
+
+class SiteDetail(BaseModel):
+    """``GET /api/v1/sites/{id}``: the site, its observations and how it was formed."""
+
+    type: Literal["Feature"]
+    geometry: Point
+    properties: SiteDetailProperties
+
+
 class SiteCollection(BaseModel):
     type: Literal["FeatureCollection"]
     features: list[SiteFeature]

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import Select, and_, func, select
 
 from service.access.deps import SessionDep, ViewerDep
-from service.api.schemas import SiteCollection, SiteFeature
+from service.api.schemas import SiteCollection, SiteDetail
 from service.db.drives import track_properties, tracks_of
 from service.db.grades import SectionGrade
 from service.db.road_tables import RoadSection
@@ -104,7 +104,7 @@ def export_sections_gpkg(
 
 
 @router.get(
-    "/sites/{site_id}", summary="One site with its observations and frames", response_model=SiteFeature
+    "/sites/{site_id}", summary="One site with its observations and frames", response_model=SiteDetail
 )
 def site_detail(site_id: str, session: SessionDep, user: ViewerDep) -> dict[str, Any]:
     site = get_site(session, site_id)

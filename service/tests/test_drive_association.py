@@ -231,6 +231,13 @@ def test_the_api_and_the_site_page_show_the_tracks_and_drives(client, vehicle_to
     assert first_drive["reference"] == "own" and first_drive["support"] == 0
     assert {"offset_e_m", "offset_n_m", "support", "candidates", "drift_m"} <= set(second_drive)
     assert tracks[1]["match_m"] is not None and tracks[1]["match_m"] < 2.0
+    # The typed response model describes them (and validated them on the way out).
+    openapi = client.get("/openapi.json").json()
+    schemas = openapi["components"]["schemas"]
+    detail = openapi["paths"]["/api/v1/sites/{site_id}"]["get"]["responses"]["200"]
+    assert detail["content"]["application/json"]["schema"]["$ref"].endswith("/SiteDetail")
+    assert schemas["SiteDetailProperties"]["properties"]["tracks"]["items"]["$ref"].endswith("/TrackOut")
+    assert {"offset_e_m", "offset_n_m", "support"} <= set(schemas["DriveOut"]["properties"])
     page = client.get(f"/sites/{public_id}", auth=staff["viewer"])
     assert page.status_code == 200
     assert "How this site was formed" in page.text or "Wie diese Schadstelle entstand" in page.text
