@@ -80,10 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", help="version of the new model (default: <old>-adapt<UTC time>)")
     p.add_argument("--imgsz", type=int, help="default: the default model's input size")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr0", type=float, default=0.001)
+    p.add_argument("--lr0", type=float, default=0.0005)
     p.add_argument("--freeze", type=int, help="freeze the first N layers")
     p.add_argument(
-        "--base-limit", type=int, help="at most N base training images (default: 4x the corrections)"
+        "--base-limit", type=int, help="at most N base training images (default: 2x the corrections)"
+    )
+    p.add_argument(
+        "--oversample-pothole",
+        type=int,
+        default=3,
+        help="repeat corrected photos with potholes N times in all",
     )
     p.add_argument(
         "--min-gain", type=float, default=0.0, help="promote only if mAP50 rises by more than this"
@@ -168,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             lr0=args.lr0,
             freeze=args.freeze,
             base_limit=args.base_limit,
+            oversample_pothole=args.oversample_pothole,
             min_gain=args.min_gain,
             device=args.device,
         )

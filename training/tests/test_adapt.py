@@ -137,7 +137,8 @@ def test_promoted_when_the_held_out_score_rises(trained: dict[str, Path]) -> Non
     # The held-out photos were never trained on, nor used for validation during training.
     used = [p.name for p in (run / "data" / "images").rglob("*.jpg")]
     assert used and all("train" in name and "valid" not in name for name in used)
-    assert report["training"]["train_images"] == 16
+    assert report["training"]["train_images"] == 16 * 3  # every corrected photo has a pothole: x3 by default
+    assert report["training"]["pothole_repeats"] == 16 * 2
 
 
 def test_not_promoted_when_it_does_not_rise(
@@ -194,3 +195,20 @@ def test_refuses_what_cannot_be_compared(tmp_path: Path) -> None:
     weights = weights_with_default(tmp_path / "w", np.zeros((1, 8, 84), np.float32))
     with pytest.raises(AdaptError, match="no PyTorch checkpoint"):
         adapt(good, weights_dir=weights, runs_dir=tmp_path / "runs")
+
+
+def test_corrected_photos_with_a_pothole_are_repeated_base_photos_are_not(tmp_path: Path) -> None:
+    from training.adapt import POTHOLE_CLASS, oversample
+
+    images, labels = tmp_path / "images" / "train", tmp_path / "labels" / "train"
+    images.mkdir(parents=True)
+    labels.mkdir(parents=True)
+    for stem, cls in (("city_a", POTHOLE_CLASS), ("city_b", 0), ("base0_c", POTHOLE_CLASS)):
+        (images / f"{stem}.jpg").write_bytes(b"jpg")
+        (labels / f"{stem}.txt").write_text(f"{cls} 0.5 0.5 0.1 0.1\n")
+    assert oversample(tmp_path, POTHOLE_CLASS, 3) == 2
+    assert sorted(p.name for p in images.iterdir()) == [
+        "base0_c.jpg", "city_a.jpg", "city_a_rep1.jpg", "city_a_rep2.jpg", "city_b.jpg"
+    ]  # fmt: skip
+    assert (labels / "city_a_rep2.txt").read_text() == (labels / "city_a.txt").read_text()
+    assert oversample(tmp_path, POTHOLE_CLASS, 3) == 0  # repeats are not repeated again
