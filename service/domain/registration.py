@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -171,13 +172,34 @@ def _local_offsets(
             for j, o in found.items()
         ]
         total = sum(w for w, _ in ws) + 0.05  # far from any supported track: the drive's offset
-        out.append(
-            (
-                (sum(w * o[0] for w, o in ws) + 0.05 * shift[0]) / total,
-                (sum(w * o[1] for w, o in ws) + 0.05 * shift[1]) / total,
-            )
+        guess = (
+            (sum(w * o[0] for w, o in ws) + 0.05 * shift[0]) / total,
+            (sum(w * o[1] for w, o in ws) + 0.05 * shift[1]) / total,
         )
+        out.append(_snap(i, guess, arr[(track_of == i) & ok], i in strong, config))
     return out, [i in found for i in range(len(tracks))]
+
+
+def _snap(
+    i: int, guess: tuple[float, float], own: np.ndarray[Any, Any], strong: bool, config: Config
+) -> tuple[float, float]:
+    """The offset of a track no neighbour confirmed: its own translation to a known site when exactly
+    one lies near the interpolated ``guess``, else the guess.
+
+    The map holds the drift of the drives that built it, so the correction changes from one street to
+    the next and interpolating along the drive can miss by metres; a lone defect (no neighbour to agree
+    with) seen twice that has one known site near the guess is that site. Two candidates near the
+    guess (a close pair, a site and its neighbour) keep the guess.
+    """
+    if not strong or not len(own):
+        return guess
+    d = np.hypot(own[:, 0] - guess[0], own[:, 1] - guess[1])
+    order = np.argsort(d)
+    best = int(order[0])
+    second = float(d[order[1]]) if len(order) > 1 else math.inf
+    if d[best] > config.snap_m or second - float(d[best]) < config.snap_margin_m:
+        return guess
+    return float(own[best, 0]), float(own[best, 1])
 
 
 # --- 3. assignment -----------------------------------------------------------------------------
@@ -211,28 +233,41 @@ def assign_tracks(
     taken: dict[int, set[object]] = {}  # site index -> frames of the tracks that joined it
     out: list[int | None] = [None] * len(tracks)
     dist: list[float | None] = [None] * len(tracks)
-    remaining = list(range(len(tracks)))
-    for _ in range(3):
-        pairs: dict[int, dict[int, float]] = {}
-        for i in remaining:
-            t, p, gate = tracks[i], pos[i], gates[i]
-            for j, (s, q) in enumerate(zip(sites, local_sites, strict=True)):
-                if abs(p[0] - q[0]) > gate or abs(p[1] - q[1]) > gate or frames_of[i] & taken.get(j, set()):
-                    continue
-                d = math.dist(p, q)
-                if d <= gate and config.compatible_with(t.class_name, s.class_name):
-                    pairs.setdefault(i, {})[j] = d
-        joined = 0
-        for rows, cols in components(pairs):
-            cost = [[pairs[i][j] ** 2 if j in pairs[i] else _INF for j in cols] for i in rows]
-            for i, c in zip(rows, gated_assignment(cost, [gates[i] ** 2 for i in rows]), strict=True):
-                if c >= 0:
-                    out[i], dist[i] = sites[cols[c]].key, pairs[i][cols[c]]
-                    taken.setdefault(cols[c], set()).update(frames_of[i])
-                    joined += 1
-        remaining = [i for i in remaining if out[i] is None]
-        if not joined or not remaining:
-            break
+    near: dict[int, dict[int, tuple[float, float]]] = {}  # track -> site index -> (distance, cost)
+    for i, (t, p) in enumerate(zip(tracks, pos, strict=True)):
+        for j, (s, q) in enumerate(zip(sites, local_sites, strict=True)):
+            if abs(p[0] - q[0]) > gates[i] or abs(p[1] - q[1]) > gates[i]:
+                continue
+            d = math.dist(p, q)
+            if d <= gates[i] and config.compatible_with(t.class_name, s.class_name):
+                near.setdefault(i, {})[j] = (d, _join_cost(t, s, d, config))
+    # Tracks seen in two or more frames first: a lone sighting (often a false detection) never takes
+    # a site from a confirmed track; it joins what is left.
+    strong = [i for i in range(len(tracks)) if tracks[i].sightings >= 2]
+    weak = [i for i in range(len(tracks)) if tracks[i].sightings < 2]
+    for group in (strong, weak):
+        remaining = [i for i in group if i in near]
+        for _ in range(3):
+            pairs = {
+                i: {j: c for j, (_, c) in near[i].items() if not frames_of[i] & taken.get(j, set())}
+                for i in remaining
+            }
+            pairs = {i: row for i, row in pairs.items() if row}
+            joined = 0
+            for rows, cols in components(pairs):
+                cost = [[pairs[i].get(j, _INF) for j in cols] for i in rows]
+                # Leaving a track out costs more than any pair: as many joins as possible, then the cheapest.
+                unassigned = [max(max(pairs[i].values()) for i in rows) + 1.0] * len(rows)
+                for i, c in zip(rows, gated_assignment(cost, unassigned), strict=True):
+                    if c >= 0:
+                        out[i], dist[i] = sites[cols[c]].key, near[i][cols[c]][0]
+                        taken.setdefault(cols[c], set()).update(frames_of[i])
+                        joined += 1
+            remaining = [i for i in remaining if out[i] is None]
+            if not joined or not remaining:
+                break
+    _improve(out, dist, near, frames_of, sites)
+    remaining = [i for i in range(len(tracks)) if out[i] is None]
     founders: list[int | None] = [None] * len(tracks)
     new: list[tuple[int, list[float], set[object], float]] = []  # founder, position, frames, weight
     for i in sorted(remaining, key=lambda k: (-tracks[k].sightings, k)):
@@ -258,6 +293,51 @@ def assign_tracks(
         seen |= frames_of[i]
         new[best[1]] = (f, centre, seen, w + wi)
     return Assignment(tuple(out), tuple(dist), tuple(founders))
+
+
+def _join_cost(track: Track, site: KnownSite, d: float, config: Config) -> float:
+    """The cost of a track joining a known site: the squared distance, plus a penalty for a site seen
+    in a single frame (possibly a false detection) and for a crack class other than the site's."""
+    cost = d * d
+    if site.sightings < config.min_site_sightings:
+        cost += config.weak_site_penalty_m2
+    if track.class_name != site.class_name:
+        cost += config.class_penalty_m2
+    return cost
+
+
+def _improve(
+    out: list[int | None],
+    dist: list[float | None],
+    near: dict[int, dict[int, tuple[float, float]]],
+    frames_of: Sequence[set[int]],
+    sites: Sequence[KnownSite],
+) -> None:
+    """Each joined track moves to a cheaper site that no track sharing a frame with it has joined.
+
+    The one-to-one rounds give every site to one track first; a defect seen twice in a drive (two
+    streets at a junction) has two tracks that share no frame, and the second one was pushed to the
+    next-best site although both may join the nearest.
+    """
+    index = {s.key: j for j, s in enumerate(sites)}
+    for _ in range(3):
+        moved = 0
+        for i, key in enumerate(out):
+            if key is None or i not in near:
+                continue
+            current = near[i][index[key]][1]
+            for j, (d, c) in sorted(near[i].items(), key=lambda kv: kv[1][1]):
+                if c >= current:
+                    break
+                target = sites[j].key
+                if not any(
+                    out[k] == target and frames_of[k] & frames_of[i] for k in range(len(out)) if k != i
+                ):
+                    out[i], dist[i] = target, d
+                    moved += 1
+                    break
+        if not moved:
+            break
 
 
 def plan_drive(frames: Sequence[FrameInput], sites: Sequence[KnownSite], config: Config) -> DrivePlan:

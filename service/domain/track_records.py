@@ -78,6 +78,19 @@ class Config:
     range_error_per_m2: float = 0.003  # along the line of sight: about 3 px at 1.4 m camera height
     heading_error_rad: float = 0.03  # across it
     link_gate_sigmas: float = 2.5
+    # Linking: the cost (in gate units) of a detection whose class differs from the track's vote. The
+    # detector confuses crack classes in about one detection in seven, so a differing label is weak
+    # evidence of another defect: it decides between two tracks that fit alike, never the gate.
+    link_class_penalty: float = 0.3
+    # Linking: the detector's range, a high quantile of the drive's sightings' forward distances; a
+    # track that would lie beyond it in a frame was hardly seen there (a far detection of one of two
+    # defects side by side belongs to the one still in range).
+    view_quantile: float = 0.95
+    view_min_sightings: int = 30
+    view_penalty_max: float = 1.0
+    relink_rounds: int = 2  # whole tracks: sightings move to the track they fit clearly better
+    relink_margin: float = 0.05
+    relink_reach_m: float = 8.0
     gate_no_heading_m: float = 8.0  # linking a sighting without a heading (its position is the camera's)
     max_gap_frames: int = 3
     split_box_m: float = 1.0  # touching boxes of one frame closer than this on the ground: one defect
@@ -92,12 +105,16 @@ class Config:
     drift_window_m: float = 200.0
     max_drift_m: float = 8.0
     drift_penalty: float = 0.15  # per metre from the drive offset, in votes
+    snap_m: float = 4.0  # an unconfirmed track takes its own site's offset within this of the guess
+    snap_margin_m: float = 2.0  # ... when the next candidate is this much farther
     gate_m: float = 4.0  # assignment: farthest a (corrected) track may be from the site it joins
     smooth_window_s: float = 3.5  # GPS fixes: straight-line fit over the frames this close in time
     smooth_max_m: float = 1.5
     smooth_max_deg: float = 6.0
     unconfirmed_gate_m: float = 7.0  # the same for a track whose local offset no neighbour confirmed
     registered_gate_m: float = 5.0  # the same for a drive registered with support >= 2
+    weak_site_penalty_m2: float = 4.0  # assignment: joining a site seen once costs this much more
+    class_penalty_m2: float = 2.0  # assignment: joining a site of another (compatible) class
 
     def compatible_with(self, a: str, b: str) -> bool:
         return a == b or b in self.compatible.get(a, ())

@@ -88,6 +88,45 @@ def _link_cost(
     return ((along / sigma_along) ** 2 + (across / sigma_across) ** 2) / config.link_gate_sigmas**2
 
 
+def _forward_m(at: tuple[float, float], cam: tuple[float, float], heading: float | None) -> float | None:
+    if heading is None:
+        return None
+    h = math.radians(heading)
+    return (at[0] - cam[0]) * math.sin(h) + (at[1] - cam[1]) * math.cos(h)
+
+
+def _view_m(frames: Sequence[FrameInput], origin: tuple[float, float], config: Config) -> float:
+    """How far ahead the detector finds damage in this drive: a high quantile of its sightings' forward
+    distances (infinite with too few sightings to tell)."""
+    ahead = []
+    for f in frames:
+        cam = to_local(f.lat, f.lon, origin)
+        for s in f.sightings:
+            fwd = (
+                _forward_m(to_local(s.lat, s.lon, origin), cam, f.heading)
+                if s.distance_m is not None
+                else None
+            )
+            if fwd is not None and fwd > 0:
+                ahead.append(fwd)
+    if len(ahead) < config.view_min_sightings:
+        return math.inf
+    ahead.sort()
+    return ahead[min(len(ahead) - 1, int(config.view_quantile * len(ahead)))]
+
+
+def _beyond_view(
+    track: tuple[float, float], cam: tuple[float, float], heading: float | None, view: float, config: Config
+) -> float:
+    """A track that would lie beyond the detector's range in this frame was hardly seen in it: the
+    excess in along-the-line-of-sight deviations (gate units), capped at ``view_penalty_max``."""
+    fwd = _forward_m(track, cam, heading)
+    if fwd is None or fwd <= view:
+        return 0.0
+    sigma = config.link_sigma_m + config.range_error_per_m2 * view * view
+    return min(((fwd - view) / sigma) ** 2 / config.link_gate_sigmas**2, config.view_penalty_max)
+
+
 def _touch(a: Box, b: Box) -> bool:
     return not (
         a[2] + BOX_TOUCH_PX < b[0]
@@ -113,7 +152,16 @@ class _Open:
         w = s.confidence / _sigma_m(s, config) ** 2
         self.sum_w, self.sum_e, self.sum_n = self.sum_w + w, self.sum_e + w * e, self.sum_n + w * n
         self.votes[s.class_name] = self.votes.get(s.class_name, 0.0) + s.confidence
-        self.last_frame = frame
+        self.last_frame = max(self.last_frame, frame)
+
+    def remove(self, member: tuple[int, Sighting, float, float], config: Config) -> None:
+        self.members.remove(member)
+        _, s, e, n = member
+        w = s.confidence / _sigma_m(s, config) ** 2
+        self.sum_w, self.sum_e, self.sum_n = self.sum_w - w, self.sum_e - w * e, self.sum_n - w * n
+        self.votes[s.class_name] -= s.confidence
+        if self.votes[s.class_name] <= 1e-9:
+            del self.votes[s.class_name]
 
     @property
     def position(self) -> tuple[float, float]:
@@ -149,7 +197,9 @@ def _frame_groups(
     return list(groups.values())
 
 
-def _link(frames: Sequence[FrameInput], origin: tuple[float, float], config: Config) -> list[_Open]:
+def _link(
+    frames: Sequence[FrameInput], origin: tuple[float, float], config: Config, view: float = math.inf
+) -> list[_Open]:
     done: list[_Open] = []
     active: list[_Open] = []
     for f_index, frame in enumerate(frames):
@@ -170,9 +220,15 @@ def _link(frames: Sequence[FrameInput], origin: tuple[float, float], config: Con
             for t in active:
                 ok = config.compatible_with(t.class_name, lead.class_name)
                 c = _link_cost(lead, (ge, gn), cam, t.position, config) if ok else _INF
-                row.append(c if c <= 1.0 else _INF)
+                if c <= 1.0:  # within the gate: penalties only choose between tracks that fit
+                    c += config.link_class_penalty if lead.class_name != t.class_name else 0.0
+                    c += _beyond_view(t.position, cam, frame.heading, view, config)
+                else:
+                    c = _INF
+                row.append(c)
             cost.append(row)
-        chosen = gated_assignment(cost, [1.0] * len(groups)) if active else [-1] * len(groups)
+        unassigned = [1.0 + config.link_class_penalty + config.view_penalty_max] * len(groups)
+        chosen = gated_assignment(cost, unassigned) if active else [-1] * len(groups)
         for group, j in zip(groups, chosen, strict=True):
             if j < 0:
                 track = _Open([], f_index, {})
@@ -182,6 +238,67 @@ def _link(frames: Sequence[FrameInput], origin: tuple[float, float], config: Con
             for s, e, n in group:
                 track.add(f_index, s, e, n, config)
     return done + active
+
+
+def _relink(
+    tracks: list[_Open],
+    frames: Sequence[FrameInput],
+    origin: tuple[float, float],
+    config: Config,
+    view: float = math.inf,
+) -> list[_Open]:
+    """Sightings moved to the track they fit best once every track is whole.
+
+    Linking decides in time order, against tracks still being built; a far sighting of one of two
+    defects side by side may join the wrong one. With the tracks complete, each sighting is weighed
+    against its own track without itself and against the other tracks that have no sighting in its
+    frame, and moves where it fits clearly better.
+    """
+    cams = [to_local(f.lat, f.lon, origin) for f in frames]
+    for _ in range(config.relink_rounds):
+        moved = 0
+        for ti, t in enumerate(tracks):
+            for m in list(t.members):
+                f, s, e, n = m
+                if len(t.members) > 1:
+                    w = s.confidence / _sigma_m(s, config) ** 2
+                    rest = t.sum_w - w
+                    own_pos = ((t.sum_e - w * e) / rest, (t.sum_n - w * n) / rest) if rest > 0 else (e, n)
+                    votes = dict(t.votes)
+                    votes[s.class_name] -= s.confidence
+                    own_class = max(sorted(votes), key=lambda k: votes[k])
+                    own = _link_cost(s, (e, n), cams[f], own_pos, config)
+                    own += config.link_class_penalty if own_class != s.class_name else 0.0
+                    own += _beyond_view(own_pos, cams[f], frames[f].heading, view, config)
+                else:  # a track of its own: as good as the gate
+                    own = 1.0 + config.link_class_penalty + config.view_penalty_max
+                best: tuple[float, int] | None = None
+                for tj, other in enumerate(tracks):
+                    if (
+                        tj == ti
+                        or not other.members
+                        or not config.compatible_with(other.class_name, s.class_name)
+                    ):
+                        continue
+                    pos = other.position
+                    if abs(pos[0] - e) > config.relink_reach_m or abs(pos[1] - n) > config.relink_reach_m:
+                        continue
+                    if any(g == f for g, *_ in other.members):
+                        continue
+                    c = _link_cost(s, (e, n), cams[f], pos, config)
+                    if c > 1.0:
+                        continue
+                    c += config.link_class_penalty if other.class_name != s.class_name else 0.0
+                    c += _beyond_view(pos, cams[f], frames[f].heading, view, config)
+                    if best is None or c < best[0]:
+                        best = (c, tj)
+                if best is not None and best[0] < own - config.relink_margin:
+                    t.remove(m, config)
+                    tracks[best[1]].add(f, s, e, n, config)
+                    moved += 1
+        if not moved:
+            break
+    return [t for t in tracks if t.members]
 
 
 def _finish(t: _Open, frames: Sequence[FrameInput], along: Sequence[float], config: Config) -> Track:
@@ -374,8 +491,11 @@ def track_drive(
     # Linked backwards in time: the vehicle approaches a defect, so its last sightings are the nearest
     # and most precise; they found the track, and the far, uncertain ones join the track they fit.
     backwards, along_back = list(reversed(frames)), list(reversed(along))
+    view = _view_m(frames, origin, config)
     tracks = [
-        _finish(t, backwards, along_back, config) for t in _link(backwards, origin, config) if t.members
+        _finish(t, backwards, along_back, config)
+        for t in _relink(_link(backwards, origin, config, view), backwards, origin, config, view)
+        if t.members
     ]
     tracks.sort(key=lambda t: (t.along_m, t.first_seen, t.sighting_keys))
     return _merge_revisits(tracks, replace(config, revisit_merge_m=0.0))  # revisits: see assign_tracks
