@@ -4,9 +4,12 @@
 
 A generated city in a scratch PostGIS database (generate_series, server-side): ``--sections`` sections of
 50 m on a grid (5,000 km at the default), ``--frames`` located frames each covering a stretch of one
-section (5 % unusable: blurred), ``--sites`` damage sites of all classes on random sections. Measured:
+section (5 % unusable: blurred), counted into the coverage tables (``rebuild_coverage``, as the nightly job
+does; the worker counts each frame as it records it), ``--sites`` damage sites of all classes on random
+sections. Measured:
 
-- all sections graded (``recompute_all``: batched coverage query, grading, writing history rows);
+- all sections graded (``recompute_all``: batched reads of the coverage tables, grading, writing history
+  rows);
 - one section regraded after a new sighting (``recompute`` for one section, 50 random sections);
 - the reference in the same run: the same sections graded one query each (the naive way), extrapolated
   from 500 sections; the ratio says what batching buys.
@@ -29,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import select, text
 
 from bench.common import scratch_database, summary_ms, table, write_result
+from service.db.coverage import rebuild_coverage
 from service.db.engine import make_engine, make_sessionmaker, transaction
 from service.db.grades import grade_sections, recompute, recompute_all, section_refs
 from service.db.road_tables import RoadSection
@@ -72,7 +76,7 @@ GENERATE = [
     """INSERT INTO site_survey (site_id, section_id, section_distance_m, usable_sightings, unusable_sightings)
        SELECT i, 'w' || ((i::bigint * 104729) % :sections / 100) || ':' || ((i::bigint * 104729) % :sections % 100), 1.0, 2, 0
        FROM generate_series(1, :sites) i""",
-    "ANALYZE",
+    "VACUUM ANALYZE",
 ]
 
 
@@ -92,6 +96,8 @@ def main() -> None:
     with engine.begin() as conn:
         for sql in GENERATE[:-1]:
             conn.execute(text(sql), params)
+    with transaction(sessions) as session:  # frames written by SQL, not by the worker: count their passes
+        rebuild_coverage(session)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(GENERATE[-1]))
     generated_s = time.perf_counter() - start

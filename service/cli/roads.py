@@ -1,4 +1,4 @@
-"""``python -m service roads import FILE | importance SECTION VALUE | coverage``."""
+"""``python -m service roads import FILE | importance SECTION VALUE | coverage | rebuild-coverage``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--reason")
     p = rsub.add_parser("coverage", help="coverage summary: km surveyed, km not surveyed for N months")
     p.add_argument("--months", type=int, default=6)
+    rsub.add_parser(
+        "rebuild-coverage",
+        help="count every section's passes again from the frames (fixes what differs; also nightly)",
+    )
 
 
 def import_options(settings: Settings, args: argparse.Namespace | None = None) -> ImportOptions:
@@ -61,6 +65,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         elif args.action == "importance":
             with transaction(sessions) as session:
                 result = set_importance_override(session, args.section, _importance(args.value), args.reason)
+        elif args.action == "rebuild-coverage":
+            from service.db.coverage import rebuild_coverage
+
+            with transaction(sessions) as session:
+                result = rebuild_coverage(session)
         else:
             from service.db.coverage import coverage_summary
 

@@ -1,9 +1,9 @@
 """Condition grades per road section in PostGIS: what each section's survey says (coverage by usable
 frames), its current grade with every input, and the grade history (migration 0012).
 
-``section_surveys`` is one query per batch of sections: the union of the stretches that usable frames saw
-(PostgreSQL multiranges), the number of passes (distinct vehicle and day) and the last usable pass, within
-a period. ``recompute`` grades sections with ``service.domain.grades`` and writes a new ``section_grade``
+``section_surveys`` reads a batch of sections' passes (``service/db/coverage.py``, the table the worker keeps
+as frames are recorded): the union of the stretches that usable frames saw (PostgreSQL multiranges), the
+number of passes (distinct vehicle and day) and the last usable pass, within a period. ``recompute`` grades sections with ``service.domain.grades`` and writes a new ``section_grade``
 row only when the grade, its status, its inputs or the config version changed: the rows of a section are
 its history, the one with ``current`` its grade today.
 """
@@ -20,9 +20,10 @@ from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, String, func, se
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from service.db.coverage import period_coverage
 from service.db.road_tables import RoadSection, SiteSurvey
 from service.db.tables import Base, DamageSite
-from service.domain.grades import Grade, GradeSite, GradingConfig, SectionSurvey, covered_share, grade_section
+from service.domain.grades import Grade, GradeSite, GradingConfig, SectionSurvey, grade_section
 from service.domain.statuses import SiteStatus
 
 # Sites that are not (or no longer) damage on the road do not count towards a grade.
@@ -68,54 +69,26 @@ def section_refs(session: Session, section_ids: Sequence[str]) -> list[SectionRe
     return [SectionRef(*row) for row in rows]
 
 
-_SURVEY_SQL = text(
-    """
-    SELECT fr.section_id,
-           range_agg(numrange(LEAST(fr.seen_from_m, fr.seen_to_m)::numeric,
-                              GREATEST(fr.seen_from_m, fr.seen_to_m)::numeric, '[]')) AS seen,
-           count(DISTINCT (f.vehicle_id, (f.captured_at AT TIME ZONE 'UTC')::date)) AS passes,
-           max(f.captured_at) AS last_pass
-    FROM frame_road fr
-    JOIN frame f ON f.id = fr.frame_id
-    LEFT JOIN frame_quality q ON q.frame_id = fr.frame_id
-    WHERE fr.section_id = ANY(:ids)
-      AND fr.seen_from_m IS NOT NULL AND fr.seen_to_m IS NOT NULL
-      AND COALESCE(q.usable, true)
-      AND f.captured_at >= :since AND f.captured_at <= :until
-    GROUP BY fr.section_id
-    """
-)
-
-
-def _intervals(multirange: Any) -> list[tuple[float, float]]:
-    """(from, to) metres of a numeric multirange as psycopg returns it."""
-    out = []
-    for r in multirange or ():
-        if r.lower is not None and r.upper is not None:
-            out.append((float(r.lower), float(r.upper)))
-    return out
-
-
 def section_surveys(
     session: Session,
     sections: Sequence[SectionRef],
     config: GradingConfig,
     now: datetime,
 ) -> dict[str, SectionSurvey]:
-    """Each section's coverage by usable frames within the config's ``max_age_days`` before ``now``."""
+    """Each section's coverage by usable frames within the config's ``max_age_days`` before ``now``: the
+    passes that saw a stretch of it (service/db/coverage.py, the one source of coverage)."""
     since = now - timedelta(days=config.max_age_days)
-    rows = session.execute(_SURVEY_SQL, {"ids": [s.id for s in sections], "since": since, "until": now}).all()
-    seen = {row.section_id: row for row in rows}
+    periods = period_coverage(session, [s.id for s in sections], since, now)
     out = {}
     for s in sections:
-        row = seen.get(s.id)
+        period = periods[s.id]
         out[s.id] = SectionSurvey(
             section_id=s.id,
             length_m=s.length_m,
             width_m=config.width_m(s.highway),
-            surveyed_share=covered_share(_intervals(row.seen), s.length_m) if row else 0.0,
-            passes=int(row.passes) if row else 0,
-            last_pass=row.last_pass if row else None,
+            surveyed_share=period.seen_share(s.length_m),
+            passes=period.passes_seeing,
+            last_pass=period.last_seen_at,
         )
     return out
 
@@ -261,8 +234,8 @@ def sections_of_sites(session: Session, site_ids: Sequence[int]) -> list[str]:
     return sorted({r for r in rows if r})
 
 
-# Sections whose sites changed (a sighting, a decision) or that new frames covered since their grade was
-# last checked, and sections never graded that have sites or frames.
+# Sections whose sites changed (a sighting, a decision) or whose passes changed (new frames) since their
+# grade was last checked, and sections never graded that have sites or frames.
 _DIRTY_SQL = text(
     """
     SELECT section_id FROM (
@@ -271,10 +244,9 @@ _DIRTY_SQL = text(
         LEFT JOIN section_grade g ON g.section_id = ss.section_id AND g.current
         WHERE ss.section_id IS NOT NULL AND (g.id IS NULL OR d.updated_at > g.checked_at)
         UNION
-        SELECT fr.section_id FROM frame_road fr
-        JOIN frame f ON f.id = fr.frame_id
-        LEFT JOIN section_grade g ON g.section_id = fr.section_id AND g.current
-        WHERE fr.section_id IS NOT NULL AND (g.id IS NULL OR f.created_at > g.checked_at)
+        SELECT c.section_id FROM section_coverage c
+        LEFT JOIN section_grade g ON g.section_id = c.section_id AND g.current
+        WHERE g.id IS NULL OR c.updated_at > g.checked_at
     ) dirty
     LIMIT :limit
     """

@@ -1,5 +1,6 @@
 """The road network and what each photo says about it: sections, imports, importance overrides, each frame's
-section and footprint, each frame's capture quality, each site's section and trust (migration 0008).
+section and footprint, each frame's capture quality, each site's section and trust (migration 0008); each
+section's passes and last passes, the coverage that the frames add up to (migration 0014).
 
 Sections are replaced as a whole on re-import; their ids are stable (``service/domain/roads.py``), so the
 rows that refer to them (``frame_road``, ``site_survey``, ``road_importance_override``) carry the id
@@ -8,14 +9,33 @@ without a foreign key and are re-attached in the import's transaction.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import NUMMULTIRANGE
 from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
 
 from service.db.tables import Base, DamageSite
+
+# pg_advisory_xact_lock key: an import (service/db/roads.py) and a rebuild of the coverage tables
+# (service/db/coverage.py) hold it exclusively, recording a frame or a site's section shared
+# (service/db/survey.py), so nothing is attached to a section an import is removing.
+ROADS_LOCK = 7_300_008
 
 
 class RoadSection(Base):
@@ -109,6 +129,44 @@ class SiteSurvey(Base):
     usable_sightings: Mapped[int] = mapped_column(Integer, default=0)
     unusable_sightings: Mapped[int] = mapped_column(Integer, default=0)
     __table_args__ = (Index("ix_site_survey_section", "section_id"),)
+
+
+class SectionPass(Base):
+    """One pass (a vehicle on one day, UTC) over a section: what its frames add up to.
+
+    Written in each frame's transaction (``service/db/survey.py``), rebuilt from the frames on demand and
+    nightly. ``seen`` is the union of the stretches (metres from the section's start) that its usable
+    frames saw; ``last_seen_at`` the time of the last usable frame that saw any.
+    """
+
+    __tablename__ = "section_pass"
+    section_id: Mapped[str] = mapped_column(String(100), ForeignKey("road_section.id", ondelete="CASCADE"))
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicle.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    frames: Mapped[int] = mapped_column(Integer)
+    unusable_frames: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[datetime] = mapped_column()
+    last_usable_at: Mapped[datetime | None] = mapped_column()
+    last_seen_at: Mapped[datetime | None] = mapped_column()
+    seen: Mapped[Any] = mapped_column(NUMMULTIRANGE, server_default="{}")
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    __table_args__ = (
+        PrimaryKeyConstraint("section_id", "day", "vehicle_id"),
+        Index("ix_section_pass_vehicle", "vehicle_id"),
+    )
+
+
+class SectionCoverage(Base):
+    """A section's last pass and last usable pass of all time (the network summary reads only these)."""
+
+    __tablename__ = "section_coverage"
+    section_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("road_section.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_at: Mapped[datetime] = mapped_column()
+    last_usable_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    __table_args__ = (Index("ix_section_coverage_updated", "updated_at"),)
 
 
 # Read-only links for display (a site's street in lists, pages and exports). Declared here, beside the

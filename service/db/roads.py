@@ -4,7 +4,8 @@ per-section importance overrides, and recording where each frame was taken.
 An import reads and sections the whole file first (``service/db/road_files.py``, ``service/domain/roads.py``);
 only then, in one transaction under an exclusive advisory lock (``ROADS_LOCK``), it replaces ``road_section``, applies the
 overrides, and re-attaches every site (nearest section within ``SITE_SECTION_M``) and every matched frame
-(the matching rule of ``service/domain/matching.py``, on the new sections). Any error rolls everything back:
+(the matching rule of ``service/domain/matching.py``, on the new sections) and counts their passes again
+(``service/db/coverage.py``). Any error rolls everything back:
 the current network stays as it was.
 """
 
@@ -24,7 +25,9 @@ from shapely.geometry import LineString
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.coverage import rebuild_coverage
 from service.db.road_files import DEFAULT_MAX_FILE_BYTES, read_network
+from service.db.road_tables import ROADS_LOCK as ROADS_LOCK  # re-exported: the lock an import holds
 from service.db.road_tables import (
     FrameRoad,
     RoadImport,
@@ -43,9 +46,6 @@ from service.domain.roads import (
     section_label,
 )
 
-# pg_advisory_xact_lock key: an import holds it exclusively, recording a frame or a site's section shared
-# (service/db/survey.py), so nothing is attached to a section an import is removing.
-ROADS_LOCK = 7_300_008
 SITE_SECTION_M = 15.0  # a site farther than this from every section lies on no known road
 _INSERT_BATCH = 5000
 _M_PER_DEG_LAT = 111_320.0
@@ -107,6 +107,7 @@ def import_network(
         overrides = apply_overrides(session)
         sites = reattach_sites(session)
         frames = reattach_frames(session, sections, options.match)
+        rebuild_coverage(session)  # the frames' passes on the new sections
         record = RoadImport(
             source=str(path),
             sha256=sha,

@@ -8,19 +8,19 @@ frame or site is being attached to sections it is removing.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import shapely
-from geoalchemy2 import WKTElement
 from geoalchemy2.shape import to_shape
-from sqlalchemy import distinct, func, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import TextClause, distinct, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.road_tables import FrameQuality, FrameRoad, SiteSurvey
-from service.db.roads import ROADS_LOCK, nearest_section, radius_deg
+from service.db.coverage import recount_passes
+from service.db.road_tables import ROADS_LOCK, FrameQuality, SiteSurvey
+from service.db.roads import nearest_section, radius_deg
 from service.db.tables import DamageSite, Frame, Observation
 from service.domain.geo import Camera
 from service.domain.matching import (
@@ -102,17 +102,78 @@ def _near_and_previous(
     return candidates, previous
 
 
-def _upsert(session: Session, table: Any, row: dict[str, Any]) -> None:
-    stmt = pg_insert(table).values(**row)
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["frame_id"], set_={k: v for k, v in row.items() if k != "frame_id"}
-        )
-    )
+# One round trip writes what the frame says: its section and footprint, its quality verdict, and (the first
+# time the frame is recorded) its share of the pass over its section (service/db/coverage.py). ``old`` reads
+# the rows as they were before this statement: a frame recorded before is recounted from the stored rows
+# instead, so recording a frame twice never counts it twice.
+_RECORD_ROAD = """
+    old AS (SELECT section_id FROM frame_road WHERE frame_id = :frame),
+    road AS (
+        INSERT INTO frame_road (frame_id, section_id, distance_m, seen_from_m, seen_to_m, footprint)
+        VALUES (:frame, CAST(:section AS varchar), CAST(:distance AS float8), CAST(:seen_from AS float8),
+                CAST(:seen_to AS float8), ST_GeomFromText(CAST(:footprint AS text), 4326))
+        ON CONFLICT (frame_id) DO UPDATE SET section_id = EXCLUDED.section_id,
+            distance_m = EXCLUDED.distance_m, seen_from_m = EXCLUDED.seen_from_m,
+            seen_to_m = EXCLUDED.seen_to_m, footprint = EXCLUDED.footprint
+    )"""
+_RECORD_QUALITY = """,
+    quality AS (
+        INSERT INTO frame_quality (frame_id, usable, reasons, metrics, version)
+        VALUES (:frame, :usable, CAST(:reasons AS json), CAST(:metrics AS json), :version)
+        ON CONFLICT (frame_id) DO UPDATE SET usable = EXCLUDED.usable, reasons = EXCLUDED.reasons,
+            metrics = EXCLUDED.metrics, version = EXCLUDED.version
+    )"""
+_RECORD_PASS = """,
+    me AS (
+        SELECT COALESCE(CAST(:usable AS boolean),
+                        (SELECT q.usable FROM frame_quality q WHERE q.frame_id = :frame), true) AS usable
+        WHERE NOT EXISTS (SELECT 1 FROM old)
+    ), contribution AS (
+        SELECT CAST(:section AS varchar) AS section_id, CAST(:vehicle AS integer) AS vehicle_id,
+               (CAST(:t AS timestamptz) AT TIME ZONE 'UTC')::date AS day,
+               CASE WHEN me.usable THEN 0 ELSE 1 END AS unusable_frames,
+               CAST(:t AS timestamptz) AS last_at,
+               CASE WHEN me.usable THEN CAST(:t AS timestamptz) END AS last_usable_at,
+               CASE WHEN me.usable AND CAST(:seen_from AS float8) IS NOT NULL THEN CAST(:t AS timestamptz) END AS last_seen_at,
+               CASE WHEN me.usable AND CAST(:seen_from AS float8) IS NOT NULL
+                    THEN nummultirange(numrange(LEAST(CAST(:seen_from AS float8), CAST(:seen_to AS float8))::numeric,
+                                                GREATEST(CAST(:seen_from AS float8), CAST(:seen_to AS float8))::numeric,
+                                                '[]'))
+                    ELSE '{}'::nummultirange END AS seen
+        FROM me
+    ), pass AS (
+        INSERT INTO section_pass (section_id, vehicle_id, day, frames, unusable_frames, last_at, last_usable_at,
+                                  last_seen_at, seen)
+        SELECT section_id, vehicle_id, day, 1, unusable_frames, last_at, last_usable_at, last_seen_at, seen
+        FROM contribution
+        ON CONFLICT (section_id, day, vehicle_id) DO UPDATE SET
+            frames = section_pass.frames + 1,
+            unusable_frames = section_pass.unusable_frames + EXCLUDED.unusable_frames,
+            last_at = GREATEST(section_pass.last_at, EXCLUDED.last_at),
+            last_usable_at = GREATEST(section_pass.last_usable_at, EXCLUDED.last_usable_at),
+            last_seen_at = GREATEST(section_pass.last_seen_at, EXCLUDED.last_seen_at),
+            seen = section_pass.seen + EXCLUDED.seen,
+            updated_at = now()
+    ), coverage AS (
+        INSERT INTO section_coverage (section_id, last_at, last_usable_at)
+        SELECT section_id, last_at, last_usable_at FROM contribution
+        ON CONFLICT (section_id) DO UPDATE SET
+            last_at = GREATEST(section_coverage.last_at, EXCLUDED.last_at),
+            last_usable_at = GREATEST(section_coverage.last_usable_at, EXCLUDED.last_usable_at),
+            updated_at = now()
+    )"""
 
 
-def _polygon(ring: list[tuple[float, float]]) -> WKTElement:
-    return WKTElement("POLYGON((" + ", ".join(f"{x:.8f} {y:.8f}" for x, y in ring) + "))", srid=4326)
+def _record_sql(quality: bool, counts: bool) -> TextClause:
+    sql = "WITH" + _RECORD_ROAD + (_RECORD_QUALITY if quality else "") + (_RECORD_PASS if counts else "")
+    return text(sql + "\nSELECT EXISTS (SELECT 1 FROM old) AS recorded, (SELECT section_id FROM old) AS was")
+
+
+_RECORD = {(q, c): _record_sql(q, c) for q in (False, True) for c in (False, True)}
+
+
+def _polygon(ring: list[tuple[float, float]]) -> str:
+    return "POLYGON((" + ", ".join(f"{x:.8f} {y:.8f}" for x, y in ring) + "))"
 
 
 def record_frame(
@@ -126,8 +187,12 @@ def record_frame(
     params: MatchParams | None = None,
     clear_range_m: float = DEFAULT_CLEAR_RANGE_M,
 ) -> FrameSurvey:
-    """Match the frame to a section and store its footprint and quality verdict (in the frame's transaction;
-    waits while an import replaces the network)."""
+    """Match the frame to a section, store its footprint and quality verdict and count it in its pass over
+    the section (in the frame's transaction; waits while an import replaces the network).
+
+    Recording a frame again (a retry, a re-run) recounts the passes it was and is part of from the stored
+    frames: a frame is counted once, whatever happened before.
+    """
     params = params or MatchParams()
     session.flush()  # the frame row, for a new frame
     candidates, previous = _near_and_previous(session, frame, lat, lon, params.max_distance_m)
@@ -137,30 +202,27 @@ def record_frame(
     if heading is not None:
         ring = footprint(lat, lon, heading, cam, frame.width, frame.height, clear_range_m)
     seen = seen_interval(cand, ring) if cand is not None and ring is not None else None
-    _upsert(
-        session,
-        FrameRoad.__table__,
+    counts = cand is not None and frame.captured_at is not None
+    row = session.execute(
+        _RECORD[verdict is not None, counts],
         {
-            "frame_id": frame.id,
-            "section_id": cand.id if cand else None,
-            "distance_m": match.distance_m if match else None,
-            "seen_from_m": seen[0] if seen else None,
-            "seen_to_m": seen[1] if seen else None,
+            "frame": frame.id,
+            "section": cand.id if cand else None,
+            "distance": match.distance_m if match else None,
+            "seen_from": seen[0] if seen else None,
+            "seen_to": seen[1] if seen else None,
             "footprint": _polygon(ring) if ring else None,
+            "usable": verdict.usable if verdict is not None else None,
+            "reasons": json.dumps(list(verdict.reasons)) if verdict is not None else None,
+            "metrics": json.dumps(dict(verdict.metrics)) if verdict is not None else None,
+            "version": verdict.version if verdict is not None else None,
+            "vehicle": frame.vehicle_id,
+            "t": frame.captured_at,
         },
-    )
-    if verdict is not None:
-        _upsert(
-            session,
-            FrameQuality.__table__,
-            {
-                "frame_id": frame.id,
-                "usable": verdict.usable,
-                "reasons": list(verdict.reasons),
-                "metrics": dict(verdict.metrics),
-                "version": verdict.version,
-            },
-        )
+    ).one()
+    if row.recorded and frame.captured_at is not None:  # recorded before: recount from the stored frames
+        was = [row.was] if row.was is not None else []
+        recount_passes(session, [(sid, frame.vehicle_id, frame.captured_at) for sid in was], [frame.id])
     return FrameSurvey(cand.id if cand else None, seen, verdict is None or verdict.usable)
 
 

@@ -8,6 +8,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,19 +57,26 @@ def _network(sessions: sessionmaker[Session], tmp_path: Path) -> None:
     import_network(sessions, path)
 
 
-def _drive(session: Session, east: float, until_m: float, start: datetime, usable: bool) -> None:
+def _vehicle(session: Session) -> Vehicle:
     name = f"cov-{uuid.uuid4().hex[:8]}"
     vehicle = Vehicle(name=name, token_hash=hashlib.sha256(name.encode()).hexdigest())
     session.add(vehicle)
     session.flush()
+    return vehicle
+
+
+def drive_frames(
+    session: Session, vehicle: Vehicle, east: float, until_m: float, start: datetime, verdicts: Any
+) -> list[Frame]:
+    """Frames every 5 m northwards from 0 to ``until_m``; ``verdicts(i)`` says each frame's quality."""
     batch = UploadBatch(vehicle_id=vehicle.id, counts={}, meta={})
     session.add(batch)
     session.flush()
-    verdict = Verdict(True, ()) if usable else Verdict(False, ("blurred",))
+    frames = []
     for i, north in enumerate(range(0, int(until_m), 5)):
         lon, lat = from_local(LAT0, LON0, east, float(north))
         frame = Frame(
-            sha256=hashlib.sha256(f"{name}/{i}".encode()).hexdigest(),
+            sha256=hashlib.sha256(f"{vehicle.name}/{start}/{i}".encode()).hexdigest(),
             vehicle_id=vehicle.id,
             batch_id=batch.id,
             filename=f"{i}.jpg",
@@ -82,7 +90,14 @@ def _drive(session: Session, east: float, until_m: float, start: datetime, usabl
         )
         session.add(frame)
         session.flush()
-        record_frame(session, frame, lat, lon, 0.0, CAM, verdict)
+        record_frame(session, frame, lat, lon, 0.0, CAM, verdicts(i))
+        frames.append(frame)
+    return frames
+
+
+def _drive(session: Session, east: float, until_m: float, start: datetime, usable: bool) -> None:
+    verdict = Verdict(True, ()) if usable else Verdict(False, ("blurred",))
+    drive_frames(session, _vehicle(session), east, until_m, start, lambda i: verdict)
 
 
 def test_coverage_per_section_and_summary(sessions: sessionmaker[Session], tmp_path: Path) -> None:

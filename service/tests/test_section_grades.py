@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.coverage import recount_passes
 from service.db.engine import make_engine, make_sessionmaker, transaction
 from service.db.grades import (
     SectionGrade,
@@ -63,6 +64,7 @@ def _frames(
     batch = UploadBatch(vehicle_id=vehicle)
     s.add(batch)
     s.flush()
+    ids = []
     for k, (a, b) in enumerate(spans):
         f = Frame(
             sha256=f"{section}-{day}-{k}-{usable}".ljust(64, "0")[:64],
@@ -84,6 +86,9 @@ def _frames(
                 frame_id=f.id, usable=usable, reasons=[] if usable else ["blurred"], metrics={}, version="t"
             )
         )
+        ids.append(f.id)
+    s.flush()
+    recount_passes(s, [], ids)  # what record_frame does as the worker records each frame
 
 
 def _site(s: Session, section: str, cls: str, size: float | None, status: str = "open") -> int:

@@ -92,6 +92,21 @@ def _periodic_tasks(app: procrastinate.App, ctx: Callable[[], WorkerContext]) ->
         )
         return sum(counts.values())
 
+    @app.periodic(cron="7 3 * * *", periodic_id="rebuild_coverage")
+    @app.task(name="rebuild_coverage", queue=QUEUE, queueing_lock="rebuild_coverage")
+    def rebuild_coverage_task(timestamp: int) -> int:
+        """Nightly, before the regrade: count the sections' passes again from the frames (the worker keeps
+        them as it records frames; this fixes whatever differs, e.g. after a restore). Frames wait
+        meanwhile (seconds at a million frames)."""
+        from service.db.coverage import rebuild_coverage
+        from service.db.engine import transaction
+
+        with transaction(ctx().sessions) as session:
+            fixed = rebuild_coverage(session)
+        if any(fixed.values()):
+            log.warning("coverage rebuilt: %s", fixed)
+        return sum(fixed.values())
+
     @app.periodic(cron="29 3 * * *", periodic_id="regrade_all")
     @app.task(name="regrade_all_sections", queue=QUEUE, queueing_lock="regrade_all_sections")
     def regrade_all_sections(timestamp: int) -> int:
