@@ -56,6 +56,7 @@ MINIMUM: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/labelstudio/webhook"): "secret",
     ("GET", "/api/v1/sites/{site_id}/citizen-reports"): "reviewer",  # contact details of citizens
     ("GET", "/tiles/sites/{z}/{x}/{y}.pbf"): "viewer",
+    ("GET", "/tiles/sections/{z}/{x}/{y}.pbf"): "viewer",
     ("GET", "/login"): "public",
     ("POST", "/login"): "open",  # anyone; wrong or no credentials are its own answer (401, 403)
     ("POST", "/logout"): "public",

@@ -7,14 +7,25 @@ import math
 import re
 import shutil
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from service.api import tiles as tile_routes
 from service.db.engine import transaction
 from service.db.tables import DamageSite, point
-from service.db.tiles import tile_bounds
+from service.db.tiles import (
+    CellPlan,
+    CellState,
+    SiteTileFilter,
+    plan_cells,
+    refresh_cells,
+    site_tile,
+    tile_bounds,
+)
+from service.tests.test_coverage import LAT0, LON0, _drive, _network
 
 SEEN = datetime(2026, 5, 4, tzinfo=UTC)
 
@@ -49,8 +60,10 @@ def sites(app) -> list[DamageSite]:  # type: ignore[no-untyped-def]
     return rows
 
 
-def features(tile: bytes, z: int, x: int, y: int, tmp_path: Path) -> list[dict[str, str]]:
-    """Each feature's fields and POINT (EPSG:3857) as GDAL reads them."""
+def features(
+    tile: bytes, z: int, x: int, y: int, tmp_path: Path, layer: str = "sites"
+) -> list[dict[str, str]]:
+    """Each feature's fields and POINT (EPSG:3857) as GDAL reads them (sections: fields and line)."""
     assert shutil.which("ogrinfo"), "GDAL is missing: `make system-deps` installs gdal-bin"
     path = tmp_path / f"{z}-{x}-{y}.pbf"
     path.write_bytes(tile)
@@ -58,12 +71,15 @@ def features(tile: bytes, z: int, x: int, y: int, tmp_path: Path) -> list[dict[s
         ["ogrinfo", "-ro", "-al", "-oo", f"X={x}", "-oo", f"Y={y}", "-oo", f"Z={z}", str(path)],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    assert "Layer name: sites" in out
+    assert f"Layer name: {layer}" in out
     found = []
-    for block in out.split("OGRFeature(sites)")[1:]:
+    for block in out.split(f"OGRFeature({layer})")[1:]:
         fields = dict(re.findall(r"^\s+(\w+) \(\w+\) = (.*)$", block, re.M))
-        (x_m, y_m) = re.search(r"POINT \(([-\d.e+]+) ([-\d.e+]+)\)", block).groups()
-        found.append({**fields, "x_m": x_m, "y_m": y_m})
+        point = re.search(r"POINT \(([-\d.e+]+) ([-\d.e+]+)\)", block)
+        if point:
+            fields |= {"x_m": point.group(1), "y_m": point.group(2)}
+        fields["geometry"] = "LINESTRING" if "LINESTRING" in block else "POINT" if point else ""
+        found.append(fields)
     return found
 
 
@@ -89,6 +105,16 @@ def test_detail_tile_has_each_site(client, staff, sites, tmp_path) -> None:  # t
     assert abs(float(first["x_m"]) - ex) <= unit and abs(float(first["y_m"]) - ey) <= unit
     only_open = features(get_tile(client, staff["viewer"], z, x, y, "?status=open"), z, x, y, tmp_path)
     assert [f["id"] for f in only_open] == [str(sites[0].public_id)]
+    # the sites list's own query: repeated parameters, priority, last seen, area
+    listed = "?applied=1&status=open&status=confirmed&priority_min=50&seen_from=2026-05-01&seen_to=2026-05-04"
+    assert [
+        f["id"] for f in features(get_tile(client, staff["viewer"], z, x, y, listed), z, x, y, tmp_path)
+    ] == [str(sites[0].public_id)]
+    assert get_tile(client, staff["viewer"], z, x, y, "?seen_to=2026-05-02") == b""
+    area = "?bbox=13.40005,52.49,13.41,52.51"  # east of the first site, around the second
+    assert [
+        f["id"] for f in features(get_tile(client, staff["viewer"], z, x, y, area), z, x, y, tmp_path)
+    ] == [str(sites[1].public_id)]
 
 
 def test_low_zoom_groups_sites(client, staff, sites, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -115,3 +141,107 @@ def test_tile_bounds() -> None:
     assert tile_bounds(0, 0, 0) == pytest.approx((-180, -85.0511287798, 180, 85.0511287798))
     west, south, east, north = tile_bounds(1, 1, 0)
     assert (west, south, east) == pytest.approx((0, 0, 180)) and north == pytest.approx(85.0511287798)
+
+
+SPREAD_SQL = """
+INSERT INTO damage_site (public_id, class_name, class_votes, position, position_weight, severity, max_confidence,
+    sightings, n_observations, priority, score_components, ranking_version, status, first_seen, last_seen)
+SELECT gen_random_uuid(), (ARRAY['D00','D10','D40'])[1 + i % 3], '{}',
+    ST_SetSRID(ST_MakePoint(13.3 + (i * 0.618034 % 1) * 0.3, 52.4 + (i * 0.414214 % 1) * 0.2), 4326),
+    1, 'medium', 0.6, 1, 1, (i * 37) % 100, '{}', 't', (ARRAY['open','confirmed','repaired'])[1 + i % 3 / 2 + i % 2],
+    now(), now()
+FROM generate_series(1, 600) i
+"""
+
+
+def groups(found: list[dict[str, str]]) -> list[tuple[int, float, float, float]]:
+    return sorted((int(f["count"]), float(f["priority"]), float(f["x_m"]), float(f["y_m"])) for f in found)
+
+
+def test_cells_group_as_live(app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Groups read from site_tile_cell are the groups computed from the sites, per zoom and filter."""
+    with transaction(app.state.sessions) as s:
+        s.execute(text(SPREAD_SQL))
+        assert refresh_cells(s, datetime.now(UTC))
+    with app.state.sessions() as s:
+        for z in (6, 9, 11):
+            x, y = tile_of(52.5, 13.45, z)
+            unit = 2 * math.pi * 6378137.0 / 2**z / 4096  # positions may round to the next tile unit
+            for statuses, classes in [((), ()), (("open",), ()), (("open", "repaired"), ("D10",))]:
+                live = groups(
+                    features(site_tile(s, z, x, y, SiteTileFilter(statuses, classes)), z, x, y, tmp_path)
+                )
+                cells = groups(
+                    features(
+                        site_tile(s, z, x, y, SiteTileFilter(statuses, classes), cells=True),
+                        z,
+                        x,
+                        y,
+                        tmp_path,
+                    )
+                )
+                assert [g[:2] for g in cells] == [g[:2] for g in live] and live
+                assert all(
+                    abs(a[2] - b[2]) <= unit and abs(a[3] - b[3]) <= unit
+                    for a, b in zip(cells, live, strict=True)
+                )
+        x, y = tile_of(52.5, 13.45, 4)  # the whole spread
+        assert (
+            sum(g[0] for g in groups(features(site_tile(s, 4, x, y, cells=True), 4, x, y, tmp_path))) == 600
+        )
+
+
+def test_plan_cells() -> None:
+    now = datetime(2026, 5, 4, 12, tzinfo=UTC)
+    ago = lambda s: now - timedelta(seconds=s)  # noqa: E731
+    assert plan_cells(CellState(None, None, 5, 100.0), now) == CellPlan(
+        use=False, refresh=False
+    )  # small city
+    assert plan_cells(CellState(None, None, 5, 1e6), now) == CellPlan(use=False, refresh=True)  # never built
+    assert plan_cells(CellState(ago(10), 5, 9, 1e6), now) == CellPlan(use=True, refresh=False)  # recent
+    assert plan_cells(CellState(ago(90), 5, 9, 1e6), now) == CellPlan(use=True, refresh=True)  # stale
+    assert plan_cells(CellState(ago(900), 5, 9, 1e6), now) == CellPlan(use=False, refresh=True)  # too old
+    assert plan_cells(CellState(ago(9000), 9, 9, 1e6), now) == CellPlan(use=True, refresh=False)  # unchanged
+
+
+def test_route_rebuilds_and_reads_cells(app, client, staff, sites, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A stale plan starts the rebuild in the background; the tile then comes from the cells."""
+    z = 10
+    x, y = tile_of(52.5, 13.4, z)
+    monkeypatch.setattr(tile_routes, "plan_cells", lambda state, now: CellPlan(use=False, refresh=True))
+    get_tile(client, staff["viewer"], z, x, y)
+    refresh = app.state.tile_cell_refresh
+    for _ in range(100):
+        if refresh.running.acquire(timeout=0.1):
+            refresh.running.release()
+            break
+    with app.state.sessions() as s:
+        assert s.execute(text("SELECT sites FROM site_tile_cell_state")).scalar() == 3
+    with transaction(app.state.sessions) as s:  # cells only: the sites are gone, their groups stay
+        s.execute(text("DELETE FROM damage_site"))
+    monkeypatch.setattr(tile_routes, "plan_cells", lambda state, now: CellPlan(use=True, refresh=False))
+    found = features(get_tile(client, staff["viewer"], z, x, y, "?class=D00,D40"), z, x, y, tmp_path)
+    assert sorted(int(f["count"]) for f in found) == [2]
+
+
+def test_section_tiles(app, client, staff, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Sections with their coverage age class ("never" for the street driven only with blurred photos)."""
+    _network(app.state.sessions, tmp_path)
+    now = datetime.now(UTC)
+    with transaction(app.state.sessions) as session:
+        _drive(session, 0.0, 300.0, now - timedelta(days=10), usable=True)
+        _drive(session, 15.0, 300.0, now - timedelta(days=10), usable=False)
+    z = 16
+    x, y = tile_of(LAT0 + 0.0005, LON0, z)
+    r = client.get(f"/tiles/sections/{z}/{x}/{y}.pbf", auth=staff["viewer"])
+    assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    found = {f["id"]: f for f in features(r.content, z, x, y, tmp_path, layer="sections")}
+    assert {"fWest:0", "fEast:0"} <= set(found)
+    west, east = found["fWest:0"], found["fEast:0"]
+    assert west["age_class"] == "0-3 months" and west["last_usable_pass"].startswith(
+        now.date().isoformat()[:4]
+    )
+    assert east["age_class"] == "never" and "last_usable_pass" not in east
+    assert west["name"] == "West" and west["geometry"] == "LINESTRING" and "grade" not in west
+    assert client.get(f"/tiles/sections/11/{x >> 5}/{y >> 5}.pbf", auth=staff["viewer"]).content == b""
+    assert client.get(f"/tiles/sections/{z}/{x}/{y}.pbf").status_code == 401
