@@ -90,11 +90,6 @@ def pending(runs: list[tuple[int, int]], out: Path, variant: str = "") -> list[t
     return [(n, s) for n, s in runs if not (out / run_tag(n, s, variant) / "result.json").is_file()]
 
 
-def has_pothole(label: Path) -> bool:
-    pothole = str(CANONICAL_CLASSES.index(POTHOLE))
-    return label.is_file() and any(line.split()[:1] == [pothole] for line in label.read_text().splitlines())
-
-
 def make_corrections(
     rf: Path, out: Path, size: int, seed: int, oversample_pothole: int = 1
 ) -> dict[str, int]:
@@ -102,26 +97,28 @@ def make_corrections(
 
     Photos and labels are symlinks into the built dataset ``rf``; ``valid/`` is its whole val split.
     """
+    from training.adapt import POTHOLE_CLASS, oversample
+
     if out.exists():
         shutil.rmtree(out)
     pool = {p.name: p for p in image_files(rf / "images" / "train")}
     chosen = select_subset(list(pool), size, seed)
     (out / "train" / "images").mkdir(parents=True)
     (out / "train" / "labels").mkdir(parents=True)
-    copies = 0
     for name in chosen:
         image = pool[name]
         label = rf / "labels" / "train" / f"{image.stem}.txt"
-        repeat = oversample_pothole if has_pothole(label) else 1
-        for k in range(repeat):
-            stem = image.stem if k == 0 else f"{image.stem}_dup{k}"
-            os.symlink(image.resolve(), out / "train" / "images" / f"{stem}{image.suffix}")
-            target = out / "train" / "labels" / f"{stem}.txt"
-            if label.is_file():
-                os.symlink(label.resolve(), target)
-            else:
-                target.write_text("")
-            copies += 1
+        os.symlink(image.resolve(), out / "train" / "images" / image.name)
+        target = out / "train" / "labels" / f"{image.stem}.txt"
+        if label.is_file():
+            os.symlink(label.resolve(), target)
+        else:
+            target.write_text("")
+    copies = len(chosen) + (
+        oversample(out / "train" / "images", out / "train" / "labels", POTHOLE_CLASS, oversample_pothole)
+        if oversample_pothole > 1
+        else 0
+    )
     (out / "valid").mkdir()
     os.symlink((rf / "images" / "val").resolve(), out / "valid" / "images")
     os.symlink((rf / "labels" / "val").resolve(), out / "valid" / "labels")

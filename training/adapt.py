@@ -147,16 +147,16 @@ def _has_class(label: Path, class_id: int) -> bool:
     return any(line.split()[:1] == [str(class_id)] for line in label.read_text().splitlines())
 
 
-def oversample(out: Path, class_id: int, times: int, skip_prefix: str = "base") -> int:
-    """Repeat each training image (not the base data's) whose label has ``class_id`` ``times`` times in
-    all (symlinks ``<stem>_repN``); returns how many images were added."""
+def oversample(images: Path, labels: Path, class_id: int, times: int, skip_prefix: str | None = None) -> int:
+    """Repeat each image in ``images`` whose label (in ``labels``) has ``class_id`` ``times`` times in all
+    (symlinks ``<stem>_repN``; images named ``skip_prefix...`` stay single); returns how many were added."""
     if times < 1:
         raise AdaptError(f"pothole oversampling: expected at least 1, got {times}")
-    images, labels = out / "images" / "train", out / "labels" / "train"
     added = 0
     for image in _images(images):
         label = labels / f"{image.stem}.txt"
-        if image.name.startswith(skip_prefix) or "_rep" in image.stem or not _has_class(label, class_id):
+        skipped = skip_prefix is not None and image.name.startswith(skip_prefix)
+        if skipped or "_rep" in image.stem or not _has_class(label, class_id):
             continue
         for k in range(1, times):
             if (images / f"{image.stem}_rep{k}{image.suffix}").exists():
@@ -183,7 +183,10 @@ def merge_training_data(
     stats = build_dataset([_split_view(corrections, TRAIN_DIR, work), *raw], out, progress=False)
     rng = np.random.default_rng(seed)
     base_counts = {str(b): _add_built(b, out, base_limit, rng, f"base{i}") for i, b in enumerate(built)}
-    repeated = oversample(out, POTHOLE_CLASS, oversample_pothole) if oversample_pothole > 1 else 0
+    repeated = 0
+    if oversample_pothole > 1:  # the corrections' photos, not the base data's (named base<i>_...)
+        images, labels = out / "images" / "train", out / "labels" / "train"
+        repeated = oversample(images, labels, POTHOLE_CLASS, oversample_pothole, skip_prefix="base")
     val = out / "images" / "val"
     data = yaml.safe_load((out / "data.yaml").read_text())
     if not _images(val):

@@ -93,16 +93,10 @@ def _route(
 
 def _along(points: list[tuple[float, float]], at_m: float) -> tuple[float, float]:
     """The point at_m metres along the polyline, in the right lane (where wheels make potholes)."""
-    walked = 0.0
-    for (lat1, lon1), (lat2, lon2) in itertools.pairwise(points):
-        seg = haversine_m(lat1, lon1, lat2, lon2)
-        if walked + seg >= at_m:
-            f = (at_m - walked) / seg
-            h = math.radians(bearing_deg(lat1, lon1, lat2, lon2))
-            lat, lon = lat1 + (lat2 - lat1) * f, lon1 + (lon2 - lon1) * f
-            return offset(lat, lon, LANE_M * math.cos(h), -LANE_M * math.sin(h))
-        walked += seg
-    raise ValueError(f"{at_m} m is beyond the street")
+    route = _route(points, at_m, at_m)
+    if not route:
+        raise ValueError(f"{at_m} m is beyond the street")
+    return route[0][0], route[0][1]
 
 
 def _box(lat: float, lon: float, heading: float, p: Pothole) -> tuple[float, float, float, float] | None:

@@ -206,9 +206,9 @@ def test_corrected_photos_with_a_pothole_are_repeated_base_photos_are_not(tmp_pa
     for stem, cls in (("city_a", POTHOLE_CLASS), ("city_b", 0), ("base0_c", POTHOLE_CLASS)):
         (images / f"{stem}.jpg").write_bytes(b"jpg")
         (labels / f"{stem}.txt").write_text(f"{cls} 0.5 0.5 0.1 0.1\n")
-    assert oversample(tmp_path, POTHOLE_CLASS, 3) == 2
+    assert oversample(images, labels, POTHOLE_CLASS, 3, skip_prefix="base") == 2
     assert sorted(p.name for p in images.iterdir()) == [
         "base0_c.jpg", "city_a.jpg", "city_a_rep1.jpg", "city_a_rep2.jpg", "city_b.jpg"
     ]  # fmt: skip
     assert (labels / "city_a_rep2.txt").read_text() == (labels / "city_a.txt").read_text()
-    assert oversample(tmp_path, POTHOLE_CLASS, 3) == 0  # repeats are not repeated again
+    assert oversample(images, labels, POTHOLE_CLASS, 3, skip_prefix="base") == 0  # not repeated again
