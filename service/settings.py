@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Map background; "" shows the map without tiles (sites, areas and the list still work).
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
+    # The sites list's map draws the vector tiles (/tiles/sites) instead of one GeoJSON of all filtered
+    # sites when the filter selects more sites than this (the GeoJSON map stops at 5,000 sites).
+    map_tiles_above: int = Field(5000, ge=0)
     default_locale: str = "de"
     display_timezone: str = "Europe/Berlin"
 

@@ -3,6 +3,7 @@ the decision forms."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -53,10 +54,15 @@ def sites_page(
         ranked(filters.apply(select(DamageSite))).limit(PAGE_SIZE).offset((page_no - 1) * PAGE_SIZE)
     ).all()
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    tiles_above = request.app.state.settings.map_tiles_above
     return page(
         request,
         "sites.html",
         user,
+        tiles_above=tiles_above,
+        # Above the threshold the map draws vector tiles: it needs the sites' extent and the labels.
+        map_extent=site_extent(session, filters) if total > tiles_above else "",
+        map_labels=map_labels(translator(request)) if total > tiles_above else "",
         filters=filters,
         sites=sites,
         total=total,
@@ -70,6 +76,31 @@ def sites_page(
         query=filters.query_string(),
         page_url=lambda n: "/sites?" + filters.query_string(page_no=n),
         coverage=daily_summary(request.app.state, session),
+    )
+
+
+def site_extent(session: SessionDep, filters: WebSiteFilter) -> str:
+    """West,south,east,north of the filtered sites (for the tiled map to fit them); "" when none."""
+    box = session.execute(
+        filters.apply(
+            select(
+                func.ST_XMin(func.ST_Extent(DamageSite.position)),
+                func.ST_YMin(func.ST_Extent(DamageSite.position)),
+                func.ST_XMax(func.ST_Extent(DamageSite.position)),
+                func.ST_YMax(func.ST_Extent(DamageSite.position)),
+            )
+        )
+    ).one()
+    return "" if box[0] is None else ",".join(f"{v:.6f}" for v in box)
+
+
+def map_labels(t: Any) -> str:
+    """Class and status names for the tiled map's popups (the tiles carry the codes), as JSON."""
+    return json.dumps(
+        {
+            "class": {c: t(f"class.{c}") for c in CLASSES},
+            "status": {s: t(f"status.{s}") for s in SITE_STATUSES},
+        }
     )
 
 

@@ -106,6 +106,83 @@
     return;
   }
 
+  // More sites than the list page's threshold: the same filters as vector tiles (Leaflet.VectorGrid, vendored,
+  // loaded only then). Single sites from zoom 14 carry id, class, status and priority; below, groups carry
+  // their count and highest priority (coloured by it; a click zooms in).
+  function loadScript(src) {
+    return new Promise(function (resolve, reject) {
+      if (L.vectorGrid) { resolve(); return; }
+      var s = document.createElement("script");
+      s.src = src;
+      s.onload = resolve;
+      s.onerror = reject;
+      document.head.appendChild(s);
+    });
+  }
+  function siteBand(p) {
+    if (p.status === "rejected" || p.status === "repaired") { return "closed"; }
+    return p.priority >= 70 ? "high" : p.priority >= 40 ? "medium" : "low";
+  }
+  function showTiles() {
+    var labels = JSON.parse(el.dataset.labels || "{}");
+    var css = getComputedStyle(document.documentElement);
+    var colours = {};
+    ["high", "medium", "low", "closed"].forEach(function (b) { colours[b] = css.getPropertyValue("--" + b).trim() || "#5a5a5a"; });
+    var e = (el.dataset.extent || "").split(",").map(Number);
+    if (rect) {
+      map.fitBounds(rect.getBounds(), { animate: false });
+    } else if (e.length === 4 && e.every(isFinite)) {
+      map.fitBounds(L.latLngBounds([e[1], e[0]], [e[3], e[2]]).pad(0.15), { maxZoom: 17, animate: false });
+    }
+    var lang = document.documentElement.lang || undefined;
+    loadScript(el.dataset.vectorgrid).then(function () {
+      // Leaflet 1.9 dropped L.DomEvent.fakeStop, which VectorGrid 1.3's canvas renderer calls on a click.
+      if (!L.DomEvent.fakeStop) { L.DomEvent.fakeStop = function (ev) { ev._stopped = true; }; }
+      // Leaflet 1.9 places a small circle's click at its getLatLng(), which a tile's point does not have
+      // (it has only its tile pixel): without it the click's position is the mouse's.
+      if (!L.VectorGrid.prototype._rwCreateLayer) {
+        L.VectorGrid.prototype._rwCreateLayer = L.VectorGrid.prototype._createLayer;
+        L.VectorGrid.prototype._createLayer = function (feat, pxPerExtent) {
+          var layer = this._rwCreateLayer(feat, pxPerExtent);
+          if (layer && !layer._latlng) { layer.getLatLng = undefined; }
+          return layer;
+        };
+      }
+      var drawn = 0;
+      var grid = L.vectorGrid.protobuf(el.dataset.siteTiles, {
+        rendererFactory: L.canvas.tile,
+        interactive: true,
+        maxZoom: 19,
+        fetchOptions: { credentials: "same-origin" },
+        vectorTileLayerStyles: {
+          sites: function (p) {
+            drawn += 1;
+            var n = p.count || 1;
+            return { radius: n > 1 ? Math.min(7 + 2.5 * Math.log(n), 18) : 7, fill: true, fillColor: colours[siteBand(p)],
+              fillOpacity: 0.9, color: "#fff", weight: 2, opacity: 1 };
+          },
+        },
+      });
+      grid.on("load", function () { el.dataset.loaded = "tiles"; el.dataset.tileFeatures = String(drawn); });
+      grid.on("click", function (ev) {
+        var p = (ev.layer && ev.layer.properties) || {};
+        if (p.id) {
+          var label = text("marker", {
+            cls: (labels["class"] || {})[p["class"]] || p["class"],
+            status: (labels.status || {})[p.status] || p.status,
+            priority: Number(p.priority).toLocaleString(lang, { maximumFractionDigits: 0 }),
+          });
+          L.popup().setLatLng(ev.latlng).setContent('<a href="/sites/' + encodeURIComponent(p.id) + '">' +
+            escapeHtml(text("open_site")) + "</a><br>" + escapeHtml(label)).openOn(map);
+        } else {
+          map.setView(ev.latlng, Math.min(map.getZoom() + 2, 19));
+        }
+      });
+      grid.addTo(map);
+      status(text("tiles_mode", { n: Number(el.dataset.count).toLocaleString(lang) }));
+    }).catch(function () { status(text("load_failed")); el.dataset.loaded = "error"; });
+  }
+
   // The list page: all filtered sites, clustered; an area can be drawn and put into the filter form.
   if (el.dataset.geojson !== undefined) {
     var bboxInput = document.getElementById("bbox");
@@ -124,14 +201,18 @@
     if (initial.length === 4 && initial.every(isFinite)) {
       setRect(L.latLngBounds([initial[1], initial[0]], [initial[3], initial[2]]));
     }
-    fetch(el.dataset.geojson, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
-      .then(function (data) {
-        var layer = show(data.features, true, false);
-        if (rect) { map.fitBounds(rect.getBounds(), { animate: false }); } else { fit(layer); }
-        el.dataset.loaded = String(data.features.length);
-      })
-      .catch(function () { status(text("load_failed")); el.dataset.loaded = "error"; });
+    if (el.dataset.siteTiles && Number(el.dataset.count) > Number(el.dataset.tilesAbove)) {
+      showTiles(); // a large selection: vector tiles, grouped at low zoom (service/api/tiles.py)
+    } else {
+      fetch(el.dataset.geojson, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+        .then(function (data) {
+          var layer = show(data.features, true, false);
+          if (rect) { map.fitBounds(rect.getBounds(), { animate: false }); } else { fit(layer); }
+          el.dataset.loaded = String(data.features.length);
+        })
+        .catch(function () { status(text("load_failed")); el.dataset.loaded = "error"; });
+    }
 
     var drawBtn = document.getElementById("draw-area");
     var drawing = false, start = null, preview = null;
