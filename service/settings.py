@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     # Anonymized images older than this (by capture time) are deleted; sites, observations and
     # decisions stay. 0 keeps images forever.
     retention_days: int = Field(365, ge=0)
+    # Open311 citizen photos (POST requests with a `media` file, service/api/open311.py): at most this many
+    # bytes (JPEG or PNG; max_pixels applies too), anonymized like vehicle photos before anything is stored;
+    # a phone's tilt is unknown, so no horizon is derived: this fraction of the height from the top is
+    # blurred as a whole (0: persons and vehicles only).
+    open311_media_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    open311_media_horizon: float = Field(0.35, ge=0, le=1)
     # For the transparency record (AI register, record of processing activities).
     controller: str = "Stadt Musterstadt, Tiefbauamt"
     contact: str = "strassen@musterstadt.example"

@@ -5,11 +5,17 @@ A report joins the nearest associable site its service allows within ``ATTACH_RA
 site in status ``open`` flagged ``citizen_reported`` (the review queue shows it like a proposal). Contact
 details live in their own table and are read only by ``reports_for_site`` (staff); nothing public reads it.
 API keys are 256-bit random strings shown once; only their sha256 is stored.
+
+A report's photo (migration 0016) is stored only anonymized, in the image store of the frames' copies
+(content-addressed: ``media_key`` is its sha256); public answers point at it (``media_url``:
+``/open311/v2/media/{id}.jpg``), staff see it on the site page (``DamageSite.citizen_report_rows``, read only).
+Retention deletes it with the contact details (:func:`delete_old_media`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,23 +23,38 @@ from typing import Any
 
 from geoalchemy2 import Geometry
 from geoalchemy2.shape import to_shape
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, delete, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    delete,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.orm import Mapped, Session, backref, mapped_column, relationship
 
 from service.db.road_tables import RoadSection
 from service.db.sites import nearby_sites, new_site, rescore
-from service.db.tables import Base, DamageSite, point
+from service.db.store import ImageStore
+from service.db.tables import Base, DamageSite, Frame, point
 from service.domain.classes import COMPATIBLE
 from service.domain.open311 import (
     ATTACH_RADIUS_M,
     MAX_REQUESTS,
     SERVICES,
+    Photo,
     ReportIn,
+    media_path,
     request_status,
     street_of,
 )
 from service.domain.ranking import RankingConfig
-from service.errors import Forbidden, InvalidInput, NotFound
+from service.errors import Forbidden, Gone, InvalidInput, NotFound
 
 KEY_PREFIX = "rw311_"
 DEFAULT_PERIOD = timedelta(days=90)  # the spec's default window for GET requests
@@ -64,9 +85,21 @@ class CitizenReport(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("damage_site.id"))
     created_site: Mapped[bool] = mapped_column(Boolean)
     requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The anonymized photo in the image store (never the citizen's original); cleared by retention.
+    media_key: Mapped[str | None] = mapped_column(String(64))
+    media_width: Mapped[int | None] = mapped_column(Integer)
+    media_height: Mapped[int | None] = mapped_column(Integer)
+    media_deleted_at: Mapped[datetime | None] = mapped_column()
+    # Read only, for the staff site page (``site.citizen_report_rows`` in site.html), oldest first.
+    site: Mapped[DamageSite] = relationship(
+        DamageSite,
+        viewonly=True,
+        backref=backref("citizen_report_rows", viewonly=True, order_by=lambda: CitizenReport.id),
+    )
     __table_args__ = (
         Index("ix_citizen_report_site", "site_id"),
         Index("ix_citizen_report_requested", "requested_at"),
+        Index("ix_citizen_report_media_key", "media_key", postgresql_where=text("media_key IS NOT NULL")),
     )
 
 
@@ -164,8 +197,12 @@ def submit_report(
     report: ReportIn,
     ranking: RankingConfig,
     now: datetime | None = None,
+    photo: Photo | None = None,
+    store: ImageStore | None = None,
 ) -> CitizenReport:
-    """Store a checked report: attached to the nearest site its service allows, or to a new site."""
+    """Store a checked report: attached to the nearest site its service allows, or to a new site; with its
+    anonymized ``photo`` written to ``store`` (last, so nothing is written when the report is refused; the
+    caller deletes it with :func:`discard_photo` when the transaction does not commit)."""
     now = now or datetime.now(UTC)
     if report.lat is not None and report.lon is not None:
         lat, lon = report.lat, report.lon
@@ -195,16 +232,55 @@ def submit_report(
         created_site=created,
         requested_at=now,
     )
+    if photo is not None:
+        if store is None:
+            raise ValueError("a photo needs the image store")
+        row.media_key = hashlib.sha256(photo.jpeg).hexdigest()
+        row.media_width, row.media_height = photo.width, photo.height
     session.add(row)
     session.flush()
     if report.contact:
         session.add(CitizenReportContact(report_id=row.id, **report.contact))
     session.flush()
+    if photo is not None and store is not None and row.media_key:
+        store.put(row.media_key, photo.jpeg)
     return row
 
 
-def public_request(report: CitizenReport, site: DamageSite) -> dict[str, Any]:
-    """A request as the spec's GET answers show it: no contact details, no media URL (unchecked photos)."""
+def key_in_use(session: Session, key: str) -> bool:
+    """Whether a frame or a citizen report points at this file of the image store (content-addressed:
+    the same bytes are one file)."""
+    return bool(
+        session.scalar(select(func.count()).where(Frame.image_key == key))
+        or session.scalar(select(func.count()).where(CitizenReport.media_key == key))
+    )
+
+
+def discard_photo(sessions: Any, store: ImageStore, photo: Photo) -> None:
+    """Delete a photo a refused or failed request wrote, unless something stored points at it."""
+    key = hashlib.sha256(photo.jpeg).hexdigest()
+    with sessions() as session:
+        if not key_in_use(session, key):
+            store.delete(key)
+
+
+def media_key_of(session: Session, request_id: str) -> str:
+    """The image store key of a request's anonymized photo; NotFound without one, Gone after retention."""
+    rid = int(request_id) if re.fullmatch(r"[0-9]{1,18}", request_id) else 0
+    report = session.get(CitizenReport, rid) if rid > 0 else None
+    if report is None:
+        raise NotFound(f"no service request {request_id!r}")
+    if report.media_deleted_at is not None:
+        raise Gone(f"the photo of service request {request_id} was deleted after the retention period")
+    if not report.media_key:
+        raise NotFound(f"service request {request_id} has no photo")
+    return report.media_key
+
+
+def public_request(report: CitizenReport, site: DamageSite, base_url: str = "") -> dict[str, Any]:
+    """A request as the spec's GET answers show it: no contact details; ``media_url`` only for a photo the
+    service anonymized (``base_url`` + ``/open311/v2/media/{id}.jpg``), never a URL the client sent (a
+    photo nobody checked)."""
     p = to_shape(report.position)
     status, notes = request_status(site.status)
     return {
@@ -224,7 +300,7 @@ def public_request(report: CitizenReport, site: DamageSite) -> dict[str, Any]:
         "zipcode": None,
         "lat": round(p.y, 7),
         "long": round(p.x, 7),
-        "media_url": None,
+        "media_url": f"{base_url}{media_path(report.id)}" if report.media_key else None,
     }
 
 
@@ -236,6 +312,7 @@ def find_requests(
     start: datetime | None = None,
     end: datetime | None = None,
     site_statuses: Sequence[str] | None = None,
+    base_url: str = "",
 ) -> list[dict[str, Any]]:
     """Requests by id (that overrides the other filters, as the spec says), else by service, time window
     (by default the last 90 days) and status; newest first, at most ``MAX_REQUESTS``."""
@@ -254,15 +331,15 @@ def find_requests(
         if site_statuses is not None:
             query = query.where(DamageSite.status.in_(site_statuses))
     rows = session.execute(query.order_by(CitizenReport.id.desc()).limit(MAX_REQUESTS)).all()
-    return [public_request(report, site) for report, site in rows]
+    return [public_request(report, site, base_url) for report, site in rows]
 
 
-def get_request(session: Session, request_id: str) -> dict[str, Any]:
+def get_request(session: Session, request_id: str, base_url: str = "") -> dict[str, Any]:
     try:
         rid = int(request_id)
     except ValueError:
         raise NotFound(f"no service request {request_id!r}") from None
-    found = find_requests(session, ids=[rid]) if 0 < rid < 2**63 else []
+    found = find_requests(session, ids=[rid], base_url=base_url) if 0 < rid < 2**63 else []
     if not found:
         raise NotFound(f"no service request {request_id!r}")
     return found[0]
@@ -284,7 +361,9 @@ def reports_for_site(session: Session, site: DamageSite) -> list[dict[str, Any]]
             "service_code": report.service_code,
             "description": report.description,
             "address": report.address_string,
-            "media_url": report.media_url,
+            "media_url": report.media_url,  # as the client sent it: not fetched, not checked
+            "photo_url": media_path(report.id) if report.media_key else None,  # the anonymized photo
+            "photo_deleted": report.media_deleted_at is not None,
             "requested_datetime": report.requested_at.isoformat(),
             "created_site": report.created_site,
             "client": client_name,
@@ -299,3 +378,24 @@ def delete_old_contacts(session: Session, cutoff: datetime) -> int:
     old = select(CitizenReport.id).where(CitizenReport.requested_at < cutoff)
     result = session.execute(delete(CitizenReportContact).where(CitizenReportContact.report_id.in_(old)))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def delete_old_media(session: Session, store: ImageStore, cutoff: datetime, batch: int = 500) -> int:
+    """Delete the photos of reports made before ``cutoff`` (retention, with their contact details): the
+    file (unless a younger report or a frame has the same bytes) and the key; the reports stay. Returns
+    how many reports lost their photo."""
+    now = datetime.now(UTC)
+    reports = session.scalars(
+        select(CitizenReport)
+        .where(CitizenReport.media_key.is_not(None), CitizenReport.requested_at < cutoff)
+        .order_by(CitizenReport.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for report in reports:
+        key = report.media_key or ""
+        report.media_key, report.media_deleted_at = None, now
+        session.flush()
+        if not key_in_use(session, key):
+            store.delete(key)  # before the commit, as frames' images: a crash leaves the key, retried
+    return len(reports)

@@ -6,6 +6,11 @@ A report's service decides which sites it may join (``attach_classes``) and the 
 Requests are ``open`` while their site needs someone and ``closed`` once staff repaired or rejected it;
 ``status_notes`` is a fixed public text per site status (never a reviewer's own words, which may be
 internal).
+
+A citizen's photo (``media``) is checked cheaply first (size, JPEG or PNG by its first bytes, pixel count
+from the header before decoding), then anonymized exactly as a vehicle's photo is
+(:func:`service.domain.anonymize.anonymize`, then :func:`~service.domain.anonymize.encode_jpeg`: no
+metadata); only that copy is ever stored.
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
+from detector import Detector, ImageError, decode_image
+from service.domain.anonymize import AnonymizationReport, PrivacyConfig, anonymize, encode_jpeg
 from service.domain.classes import CLASSES, CRACKS, POTHOLE
 from service.domain.params import parse_timestamp
 from service.domain.statuses import SiteStatus
-from service.errors import InvalidInput
+from service.errors import InvalidInput, ServiceError
 
 ATTACH_RADIUS_M = 15.0  # a citizen's phone position is good to a few metres; a site is one defect
 MAX_DESCRIPTION = 4000  # characters
@@ -148,6 +157,58 @@ def parse_report(form: Mapping[str, str]) -> ReportIn:
         media_url=media,
         contact=contact,
     )
+
+
+MEDIA_TYPES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}  # first bytes of each type
+
+
+class PhotoNotAnonymized(ServiceError):
+    """The photo could not be anonymized (the privacy model failed): it must not be stored."""
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A citizen's photo, anonymized: JPEG bytes without metadata, its size, what was blurred."""
+
+    jpeg: bytes
+    width: int
+    height: int
+    report: AnonymizationReport
+
+
+def check_media(data: bytes, max_bytes: int, max_pixels: int) -> np.ndarray[Any, Any]:
+    """The uploaded photo decoded (BGR, EXIF orientation applied), or InvalidInput saying why not: empty,
+    over ``max_bytes``, not JPEG or PNG by its content (whatever its name says), more than ``max_pixels``
+    (read from the header, before decoding: decompression bombs), corrupt or truncated."""
+    if not data:
+        raise InvalidInput("media is an empty file")
+    if len(data) > max_bytes:
+        raise InvalidInput(f"media must be at most {max_bytes:,} bytes; this file is larger")
+    if not any(data.startswith(magic) for magic in MEDIA_TYPES):
+        raise InvalidInput("media must be a JPEG or PNG image (judged by its content, not its name)")
+    try:
+        return decode_image(data, max_pixels)
+    except ImageError as exc:
+        raise InvalidInput(f"media: {exc}") from exc
+
+
+def anonymize_photo(image_bgr: np.ndarray[Any, Any], detector: Detector, config: PrivacyConfig) -> Photo:
+    """The photo as vehicle photos are stored: persons and vehicles destroyed (the privacy model), the band
+    ``config.horizon`` from the top too, re-encoded as JPEG without metadata (GPS, camera). Any failure is
+    :class:`PhotoNotAnonymized`: nothing of the photo may be kept then."""
+    try:
+        blurred, report = anonymize(image_bgr, detector, config)
+        jpeg = encode_jpeg(blurred)
+    except Exception as exc:  # the model or OpenCV: whatever it is, the photo stays unstored
+        raise PhotoNotAnonymized(
+            f"media: the photo could not be anonymized ({exc}); nothing was stored"
+        ) from exc
+    return Photo(jpeg, report.width, report.height, report)
+
+
+def media_path(report_id: int) -> str:
+    """Where the service serves a report's anonymized photo."""
+    return f"/open311/v2/media/{report_id}.jpg"
 
 
 def street_of(address: str) -> str:

@@ -253,7 +253,7 @@ def test_bad_input_is_a_spec_error_and_stores_nothing(client, app, api_key, poth
         data={"api_key": api_key, "service_code": "pothole", "lat": "52.5", "long": "13.4"},
         files={"media": ("a.jpg", b"\xff\xd8", "image/jpeg")},
     )
-    assert upload.status_code == 400 and "media_url" in upload.json()[0]["description"]
+    assert upload.status_code == 400 and "media must be a JPEG or PNG" in upload.json()[0]["description"]
     assert counts(app) == before
     missing = client.get("/open311/v2/requests/999999.json")
     assert missing.status_code == 404 and missing.json()[0]["code"] == 404

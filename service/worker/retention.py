@@ -1,5 +1,5 @@
 """Retention (GDPR storage limitation): images (and their copies among the corrections for training), and
-the contact details of citizen reports (Open311), are deleted after a configured number of days.
+the contact details and photos of citizen reports (Open311), are deleted after a configured number of days.
 
 Only the image goes: the frame row (time, position, status), its observations, the sites and every
 decision stay, so the map, rankings and the audit trail survive. Run nightly by the workers
@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.open311 import delete_old_contacts
+from service.db.open311 import CitizenReport, delete_old_contacts, delete_old_media
 from service.db.store import ImageStore
 from service.db.tables import Frame
 
@@ -57,7 +57,8 @@ def enforce_retention(
     corrections: Path | None = None,
 ) -> int:
     """Delete the images of frames captured or received (the earlier) more than ``days`` ago, and their
-    copies in the ``corrections`` folder."""
+    copies in the ``corrections`` folder; the contact details and photos of citizen reports made before
+    then (the reports stay)."""
     if days <= 0:
         return 0
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
@@ -67,6 +68,15 @@ def enforce_retention(
         log.info(
             "retention: contact details of %d citizen reports older than %d days deleted", contacts, days
         )
+    photos = 0
+    while True:
+        with sessions() as session, session.begin():
+            n = delete_old_media(session, store, cutoff, batch)
+        photos += n
+        if n < batch:
+            break
+    if photos:
+        log.info("retention: photos of %d citizen reports older than %d days deleted", photos, days)
     deleted = 0
     while True:
         with sessions() as session, session.begin():
@@ -84,10 +94,10 @@ def enforce_retention(
             ).all()
             for frame in frames:
                 key = frame.image_key
-                # Only delete a file no other (younger) frame still points at.
+                # Only delete a file no other (younger) frame, nor a citizen's photo, still points at.
                 shared = session.scalar(
                     select(func.count()).where(Frame.image_key == key, Frame.id != frame.id)
-                )
+                ) or session.scalar(select(func.count()).where(CitizenReport.media_key == key))
                 if not shared:
                     store.delete(key)  # type: ignore[arg-type]
                 frame.image_key, frame.image_deleted_at = None, datetime.now(UTC)
