@@ -99,7 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost of ours: body limits and the upload's vehicle token before anything reads the body.
     app.add_middleware(
         RequestLimits,
-        limits=BodyLimits(default=settings.max_body_bytes, upload=settings.upload_body_bytes),
+        limits=BodyLimits(
+            default=settings.max_body_bytes,
+            upload=settings.upload_body_bytes,
+            open311=settings.open311_media_max_bytes + settings.max_body_bytes,
+        ),
         token_valid=token_checker(app.state.sessions),
     )
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")

@@ -10,13 +10,16 @@ with no token was spooled to temporary files before its 401, and a 300 MB JSON b
 - counts the bytes as they stream in (chunked bodies declare no length) and stops the request with 413
   as soon as they pass the limit.
 
-Limits per route: an upload batch up to its configured maximum (``Settings.upload_body_bytes``),
-everything else ``max_body_bytes`` (1 MB by default). A reverse proxy in front should allow the same
+Limits per route: an upload batch up to its configured maximum (``Settings.upload_body_bytes``), a
+citizen's Open311 report (``POST /open311/v2/requests.json|xml``, which may carry a photo) up to the photo
+limit plus ``max_body_bytes`` (its 413 in the spec's error format), everything else ``max_body_bytes``
+(1 MB by default). A reverse proxy in front should allow the same
 (nginx: ``client_max_body_size``, see README).
 """
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.db.vehicles import vehicle_for_token
 
 UPLOAD_PATH = "/api/v1/batches"
+OPEN311_POSTS = ("/open311/v2/requests.json", "/open311/v2/requests.xml")
 
 
 class BodyTooLarge(HTTPException):
@@ -40,21 +44,33 @@ class BodyTooLarge(HTTPException):
 
 @dataclass(frozen=True)
 class BodyLimits:
-    """Bytes a request body may have: ``upload`` for a batch upload, ``default`` for everything else."""
+    """Bytes a request body may have: ``upload`` for a batch upload, ``open311`` for a citizen's report
+    (0: as ``default``), ``default`` for everything else."""
 
     default: int
     upload: int
+    open311: int = 0
 
     def __post_init__(self) -> None:
-        if self.default < 1 or self.upload < 1:
-            raise ValueError(f"body limits must be positive, got {self.default} and {self.upload}")
+        if self.default < 1 or self.upload < 1 or self.open311 < 0:
+            raise ValueError(
+                f"body limits must be positive, got {self.default}, {self.upload}, {self.open311}"
+            )
 
     def for_scope(self, scope: Scope) -> int:
-        return self.upload if _is_upload(scope) else self.default
+        if _is_upload(scope):
+            return self.upload
+        if _is_open311_post(scope):
+            return self.open311 or self.default
+        return self.default
 
 
 def _is_upload(scope: Scope) -> bool:
     return bool(scope["method"] == "POST" and scope["path"].rstrip("/") == UPLOAD_PATH)
+
+
+def _is_open311_post(scope: Scope) -> bool:
+    return bool(scope["method"] == "POST" and scope["path"].rstrip("/") in OPEN311_POSTS)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -74,15 +90,28 @@ def bearer_token(scope: Scope) -> str | None:
 
 
 async def _answer(
-    send: Send, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+    send: Send,
+    status: int,
+    detail: str,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+    scope: Scope | None = None,
 ) -> None:
-    body = json.dumps({"detail": detail}).encode()
+    body, media = json.dumps({"detail": detail}).encode(), b"application/json"
+    if scope is not None and _is_open311_post(scope):  # GeoReport v2's error format
+        if scope["path"].rstrip("/").endswith(".xml"):
+            body = (
+                f'<?xml version="1.0" encoding="utf-8"?><errors><error><code>{status}</code>'
+                f"<description>{html.escape(detail)}</description></error></errors>"
+            ).encode()
+            media = b"text/xml; charset=utf-8"
+        else:
+            body = json.dumps([{"code": status, "description": detail}]).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", media),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),  # the unread body is not drained
                 *headers,
@@ -114,10 +143,11 @@ class RequestLimits:
         declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.strip().isdigit():
-                await _answer(send, 400, "invalid Content-Length")
+                await _answer(send, 400, "invalid Content-Length", scope=scope)
                 return
             if int(declared) > limit:
-                await _answer(send, 413, f"request body of {int(declared)} bytes; the limit is {limit}")
+                detail = f"request body of {int(declared)} bytes; the limit is {limit}"
+                await _answer(send, 413, detail, scope=scope)
                 return
         if _is_upload(scope) and self.token_valid is not None:
             token = bearer_token(scope)
@@ -155,7 +185,7 @@ class RequestLimits:
         except BodyTooLarge as exc:  # raised where nothing turned it into a response
             if started:
                 raise
-            await _answer(send, 413, str(exc.detail))
+            await _answer(send, 413, str(exc.detail), scope=scope)
 
 
 def token_checker(sessions: Any) -> Callable[[str], bool]:

@@ -299,3 +299,35 @@ def test_retention_deletes_the_photo_with_the_contact_details(client, app, api_k
     enforce_retention(app.state.sessions, app.state.store, 365)
     assert files_under(app.state.settings.image_dir) == []
     assert client.get("/open311/v2/media/abc.jpg").status_code == 404
+
+
+def test_photo_body_limit_is_the_photo_limit_not_the_api_default(settings: Settings) -> None:
+    """A phone photo is larger than the API's 1 MB body limit: the report route allows the photo limit
+    (plus the form fields); a body past that is refused before it is read, in the spec's format."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    small_default = settings.model_copy(update={"max_body_bytes": 50_000})
+    app = create_app(small_default)
+    with transaction(app.state.sessions) as s:
+        _, key = add_client(s, f"portal-{uuid.uuid4().hex[:8]}")
+    with TestClient(app) as client:
+        photo = phone_jpeg()
+        assert 50_000 < len(photo) < MAX_BYTES  # above the API's default, below the photo limit
+        accepted = post_photo(client, key, photo, **WHERE)
+        assert accepted.status_code == 201, accepted.text
+        before = stored(app)
+        huge = b"\xff\xd8" + bytes(MAX_BYTES + 60_000)
+        for fmt in ("json", "xml"):
+            r = post_photo(client, key, huge, fmt=fmt, **WHERE)
+            assert r.status_code == 413
+            if fmt == "json":
+                (err,) = r.json()
+                assert err["code"] == 413 and "the limit is" in err["description"]
+            else:
+                root = ET.fromstring(r.content)
+                assert root.tag == "errors" and root[0].findtext("code") == "413"
+        assert stored(app) == before
+        # Elsewhere the API's default stays.
+        assert client.post("/api/v1/decisions", content=b"x" * 60_000).status_code == 413
