@@ -1,6 +1,8 @@
 """The staff maps in headless Chromium (Debian's, driven by Playwright) against the running service and PostGIS:
 the sites list's map switches to vector tiles above ``ROADWATCH_MAP_TILES_ABOVE`` sites (same filters as the
-list, colours by priority band, click-through to the site) and keeps the clustered GeoJSON map below it."""
+list, colours by priority band, click-through to the site) and keeps the clustered GeoJSON map below it; the
+streets map switches between grade and coverage colours (age of the last usable pass, never surveyed apart),
+and its GeoJSON and the streets list filter "not surveyed since"."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ from typing import Any
 
 import pytest
 
+from service.db.coverage import recount_passes
 from service.db.engine import transaction
-from service.db.tables import DamageSite, ModelVersion, point
+from service.db.road_tables import FrameQuality, FrameRoad, RoadSection
+from service.db.tables import DamageSite, Frame, ModelVersion, UploadBatch, point
+from service.db.vehicles import add_vehicle
 from service.tests.browser import CHROMIUM, CHROMIUM_ARGS, axe_violations, describe, running_service
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -195,5 +200,149 @@ def test_sites_map_tiles_above_threshold_geojson_below(tiled_service: str, app, 
         page.wait_for_selector("#map[data-loaded='tiles']")
         violations = axe_violations(page)
         assert not violations, describe(violations)
+        context.close()
+        browser.close()
+
+
+# The streets map's coverage colouring (issue 14): three sections, surveyed 10 days ago, 400 days ago, never.
+SECTIONS = {"w9:0": 10, "w9:1": None, "w9:2": 400}  # section -> days since its usable pass
+
+
+def sections_with_passes(app: Any) -> None:
+    """The sections, and for each surveyed one a usable frame on it, recorded as the worker records it."""
+    now = datetime.now(UTC)
+    with transaction(app.state.sessions) as s:
+        vehicle = add_vehicle(s, "coverage-truck")[0].id
+        batch = UploadBatch(vehicle_id=vehicle)
+        s.add(batch)
+        s.flush()
+        frames = []
+        for i, (sid, days) in enumerate(SECTIONS.items()):
+            lon = BASE[1] + i * 0.001
+            s.add(
+                RoadSection(
+                    id=sid,
+                    way_id="w9",
+                    ordinal=i,
+                    name="Prinzipalmarkt",
+                    highway="residential",
+                    oneway=False,
+                    importance=0.3,
+                    importance_source="test",
+                    length_m=68.0,
+                    geom=f"SRID=4326;LINESTRING({lon} {BASE[0]}, {lon + 0.001} {BASE[0]})",
+                )
+            )
+            s.flush()
+            if days is None:
+                continue
+            f = Frame(
+                sha256=f"{sid}-cov".ljust(64, "0")[:64],
+                vehicle_id=vehicle,
+                batch_id=batch.id,
+                filename="x.jpg",
+                captured_at=now - timedelta(days=days),
+                position=point(BASE[0], lon),
+                location_source="exif",
+                width=1280,
+                height=720,
+                status="done",
+            )
+            s.add(f)
+            s.flush()
+            s.add(FrameRoad(frame_id=f.id, section_id=sid, distance_m=1.0, seen_from_m=0, seen_to_m=20))
+            s.add(FrameQuality(frame_id=f.id, usable=True, reasons=[], metrics={}, version="t"))
+            frames.append(f.id)
+        s.flush()
+        recount_passes(s, [], frames)
+
+
+def test_streets_map_geojson_carries_the_last_usable_pass_and_filters_not_surveyed_since(  # type: ignore[no-untyped-def]
+    app, client, staff
+) -> None:
+    sections_with_passes(app)
+    viewer = staff["viewer"]
+    features = client.get("/streets/map.geojson", auth=viewer).json()["features"]
+    props = {f["properties"]["id"]: f["properties"] for f in features}
+    assert {k: p["age_class"] for k, p in props.items()} == {
+        "w9:0": "0-3 months",
+        "w9:1": "never",
+        "w9:2": "over 12 months",
+    }
+    assert props["w9:1"]["last_usable_pass"] is None
+    last = datetime.fromisoformat(props["w9:0"]["last_usable_pass"])
+    assert timedelta(days=9) < datetime.now(UTC) - last < timedelta(days=11)
+    # The same classes as the coverage API's layer.
+    api = client.get("/api/v1/coverage", auth=viewer).json()["features"]
+    assert {f["properties"]["id"]: f["properties"]["age_class"] for f in api} == {
+        k: p["age_class"] for k, p in props.items()
+    }
+    # Not surveyed since 30 days ago: the old and the never surveyed section, in the map and in the list.
+    since = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
+    rows = client.get(f"/streets/map.geojson?not_surveyed_since={since}", auth=viewer).json()["features"]
+    assert sorted(f["properties"]["id"] for f in rows) == ["w9:1", "w9:2"]
+    html = client.get(f"/streets?not_surveyed_since={since}", auth=viewer).text
+    assert 'data-section="w9:1"' in html and 'data-section="w9:2"' in html
+    assert 'data-section="w9:0"' not in html
+    assert f'name="not_surveyed_since" type="date" value="{since}"' in html
+    assert client.get("/streets?not_surveyed_since=yesterday", auth=viewer).status_code in (400, 422)
+
+
+@pytest.fixture
+def streets_service(app, staff, settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    sections_with_passes(app)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with running_service(settings.database_url, settings.data_dir) as url:
+        yield url
+
+
+def strokes(page: Any) -> dict[str, list[str | None]]:
+    """Each section line's stroke colour and dash pattern as drawn (Leaflet's SVG paths)."""
+    return page.evaluate(
+        """(ids) => Object.fromEntries(ids.map((id) => {
+            const p = document.querySelector('#map path.sec-' + id.replace(/[^A-Za-z0-9_-]/g, '_'));
+            return [id, p ? [p.getAttribute('stroke'), p.getAttribute('stroke-dasharray')] : [null, null]];
+        }))""",
+        list(SECTIONS),
+    )
+
+
+def test_streets_map_switches_to_coverage_colours(streets_service: str, staff) -> None:  # type: ignore[no-untyped-def]
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(streets_service + "/login?lang=en")
+        page.get_by_label("User name").fill(staff["viewer"][0])
+        page.get_by_label("Password").fill(staff["viewer"][1])
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url("**/sites")
+        page.goto(streets_service + "/streets")
+        page.wait_for_selector("#map[data-loaded]")
+        assert page.get_attribute("#map", "data-loaded") == "3"
+        grade = strokes(page)
+        assert {c for c, _ in grade.values()} == {"#888"}  # none graded yet: all "insufficient data"
+        assert (
+            page.locator("#legend-grade").is_visible() and not page.locator("#legend-coverage").is_visible()
+        )
+
+        page.get_by_role("radio", name="Last usable pass").check()
+        page.wait_for_selector("#map[data-mode='coverage']")
+        coverage = strokes(page)
+        assert coverage["w9:0"] == ["#1b7837", None]  # under 3 months
+        assert coverage["w9:2"] == ["#b2182b", None]  # over 12 months
+        assert coverage["w9:1"][0] == "#6b6b6b" and coverage["w9:1"][1]  # never: grey, dashed
+        assert len({c for c, _ in coverage.values()}) == 3
+        legend = page.locator("#legend-coverage")
+        assert legend.is_visible() and not page.locator("#legend-grade").is_visible()
+        assert "never surveyed" in legend.inner_text() and "up to 3 months" in legend.inner_text()
+
+        page.get_by_role("radio", name="Condition grade").check()
+        page.wait_for_selector("#map[data-mode='grade']")
+        assert strokes(page) == grade
+        assert not errors, errors
         context.close()
         browser.close()

@@ -4,18 +4,19 @@ network condition report for the council's committee."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, exists, func, select
 from sqlalchemy.orm import Session
 
 from service.access.deps import SessionDep, ViewerDep
+from service.db.coverage import last_passes
 from service.db.grades import SectionGrade
 from service.db.history import SiteVerification
-from service.db.road_tables import RoadSection
+from service.db.road_tables import RoadSection, SectionCoverage
 from service.db.sections import (
     COLOUR_CLASSES,
     filter_sections,
@@ -39,10 +40,21 @@ PAGE_SIZE = 50
 MAP_LIMIT = 20_000
 REPORT_WORST = 30
 QUEUE_STATES = (NOT_SEEN_AGAIN, REAPPEARED, CONFIRMED)
+# The map's coverage colours: age of the last usable pass in days, the classes of GET /api/v1/coverage
+# (service/api/coverage.py AGE_CLASSES; the web layer does not import the API's modules).
+AGE_CLASSES = ((90, "0-3 months"), (182, "3-6 months"), (365, "6-12 months"))
+
+
+def age_class(last_usable: datetime | None, now: datetime) -> str:
+    if last_usable is None:
+        return "never"
+    days = (now - last_usable).days
+    return next((name for limit, name in AGE_CLASSES if days < limit), "over 12 months")
 
 
 class StreetFilter:
-    """The streets page's filters: street name, function class, grade class, surveyed since."""
+    """The streets page's filters: street name, function class, grade class, surveyed since, not surveyed
+    since (no usable pass on or after that day, never surveyed included)."""
 
     def __init__(
         self,
@@ -51,19 +63,29 @@ class StreetFilter:
         colour: list[str] | None = None,
         surveyed_since: str | None = None,
         compare: str | None = None,
+        not_surveyed_since: str | None = None,
     ) -> None:
         self.street = (street or "").strip()
         self.highway = (highway or "").strip()
         self.colours = parse_choices(colour, COLOUR_CLASSES, "colour")
         self.surveyed_since = parse_date(surveyed_since, "surveyed_since")
         self.compare = parse_date(compare, "compare")
+        self.not_surveyed_since = parse_date(not_surveyed_since, "not_surveyed_since")
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         since = datetime.combine(self.surveyed_since, time()).astimezone() if self.surveyed_since else None
         highways = [self.highway] if self.highway else []
-        return filter_sections(
+        query = filter_sections(
             query, street=self.street, highways=highways, colours=self.colours, surveyed_since=since
         )
+        if self.not_surveyed_since:
+            cutoff = datetime.combine(self.not_surveyed_since, time()).astimezone()
+            query = query.where(
+                ~exists().where(
+                    SectionCoverage.section_id == RoadSection.id, SectionCoverage.last_usable_at >= cutoff
+                )
+            )
+        return query
 
 
 def _grades_at(session: Session, section_ids: list[str], when: date) -> dict[str, float | None]:
@@ -93,7 +115,12 @@ def _highways(session: Session) -> list[str]:
 def _filters(request: Request) -> StreetFilter:
     q = request.query_params
     return StreetFilter(
-        q.get("street"), q.get("highway"), q.getlist("colour"), q.get("surveyed_since"), q.get("compare")
+        q.get("street"),
+        q.get("highway"),
+        q.getlist("colour"),
+        q.get("surveyed_since"),
+        q.get("compare"),
+        q.get("not_surveyed_since"),
     )
 
 
@@ -130,12 +157,25 @@ def streets_page(request: Request, session: SessionDep, user: ViewerDep, page_no
 def streets_map(request: Request, session: SessionDep, user: ViewerDep) -> dict[str, Any]:
     t = translator(request)
     rows = session.execute(worst_first(_filters(request).apply(graded_sections())).limit(MAP_LIMIT)).all()
+    passes = last_passes(session, [s.id for s, _ in rows])  # coverage: the last usable pass of all time
+    now = datetime.now(UTC)
     features = []
     for section, grade in rows:
         feature = section_feature(section, grade)
         props = feature["properties"]
+        name = props["label"] or section.id
         grade_text = t.number(props["grade"]) if props["grade"] is not None else t("streets.no_grade")
-        props.update(url=f"/streets/{section.id}", label=f"{props['label'] or section.id}: {grade_text}")
+        usable = passes.get(section.id, (None, None))[1]
+        props.update(
+            url=f"/streets/{section.id}",
+            label=f"{name}: {grade_text}",
+            last_usable_pass=usable.isoformat() if usable else None,
+            age_class=age_class(usable, now),
+            coverage_label=f"{name}: "
+            + (
+                t("streets.map_last_pass", date=t.date(usable, "short")) if usable else t("streets.map_never")
+            ),
+        )
         features.append(feature)
     return {"type": "FeatureCollection", "features": features}
 

@@ -85,21 +85,50 @@
   // The streets page: road sections as lines coloured by their grade class ("none": insufficient data).
   var GRADE_COLOURS = { "1.0": "#1f5fa8", "1.5": "#2e8b3c", "2.0": "#6aa84f", "2.5": "#c9b200", "3.0": "#e69138",
     "3.5": "#cc4125", "4.0": "#a61c00", "4.5": "#5b0f00" };
+  // Or, switched, by the age of their last usable pass (service/api/coverage.py's classes; app.css .age-*),
+  // "never surveyed" grey and dashed.
+  var AGE_COLOURS = { "0-3 months": "#1b7837", "3-6 months": "#7fbc41", "6-12 months": "#e08214",
+    "over 12 months": "#b2182b", "never": "#6b6b6b" };
   if (el.dataset.lines) {
+    var mode = "grade";
+    var styles = {
+      grade: function (f) {
+        var c = f.properties.colour_class;
+        return { color: c ? GRADE_COLOURS[c.split("-")[0]] : "#888", weight: 5, opacity: 0.9, dashArray: c ? null : "4 6" };
+      },
+      coverage: function (f) {
+        var a = f.properties.age_class || "never";
+        return { color: AGE_COLOURS[a] || AGE_COLOURS.never, weight: 5, opacity: 0.9, dashArray: a === "never" ? "4 6" : null };
+      },
+    };
+    var lines = null;
+    function setMode(m) {
+      mode = styles[m] ? m : "grade";
+      el.dataset.mode = mode;
+      var legends = { grade: document.getElementById("legend-grade"), coverage: document.getElementById("legend-coverage") };
+      Object.keys(legends).forEach(function (k) { if (legends[k]) { legends[k].hidden = k !== mode; } });
+      if (lines) { lines.setStyle(styles[mode]); }
+    }
+    document.querySelectorAll('input[name="map-mode"]').forEach(function (input) {
+      input.addEventListener("change", function () { if (input.checked) { setMode(input.value); } });
+      if (input.checked) { mode = input.value; }
+    });
     fetch(el.dataset.geojson, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
       .then(function (data) {
-        var layer = L.geoJSON(data, {
-          style: function (f) {
-            var c = f.properties.colour_class;
-            return { color: c ? GRADE_COLOURS[c.split("-")[0]] : "#888", weight: 5, opacity: 0.9, dashArray: c ? null : "4 6" };
-          },
+        lines = L.geoJSON(data, {
+          style: function (f) { return styles[mode](f); },
           onEachFeature: function (f, line) {
-            line.bindTooltip(escapeHtml(f.properties.label));
-            line.bindPopup('<a href="' + escapeHtml(f.properties.url) + '">' + escapeHtml(f.properties.label) + "</a>");
+            var p = f.properties;
+            line.options.className = "section-line sec-" + String(p.id).replace(/[^A-Za-z0-9_-]/g, "_");
+            line.bindTooltip(function () { return escapeHtml(mode === "coverage" ? p.coverage_label || p.label : p.label); });
+            line.bindPopup(function () {
+              return '<a href="' + escapeHtml(p.url) + '">' + escapeHtml(p.label) + "</a><br>" + escapeHtml(p.coverage_label || "");
+            });
           },
         }).addTo(map);
-        fit(layer);
+        fit(lines);
+        setMode(mode);
         el.dataset.loaded = String(data.features.length);
       })
       .catch(function () { status(text("load_failed")); el.dataset.loaded = "error"; });
