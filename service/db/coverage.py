@@ -400,3 +400,43 @@ def daily_summary(state: Any, session: Session) -> dict[str, Any]:
         cache = state.coverage_summary = DailySummary()
     result: dict[str, Any] = cache.get(session)
     return result
+
+
+@dataclass(frozen=True)
+class SectionPassRow:
+    """One pass over a section (a vehicle's frames of one day), as the street page lists it."""
+
+    day: date
+    vehicle: str
+    frames: int
+    unusable_frames: int
+    last_at: datetime
+    usable: bool
+    seen_m: float
+
+
+def section_passes(session: Session, section_id: str, limit: int = 50) -> list[SectionPassRow]:
+    """The section's latest passes, newest first: frames, unusable frames and the metres seen clearly."""
+    rows = session.execute(
+        text(
+            """
+            SELECT p.day, v.name, p.frames, p.unusable_frames, p.last_at, p.last_usable_at IS NOT NULL AS usable,
+                   p.seen
+            FROM section_pass p JOIN vehicle v ON v.id = p.vehicle_id
+            WHERE p.section_id = :sid ORDER BY p.day DESC, p.last_at DESC LIMIT :limit
+            """
+        ),
+        {"sid": section_id, "limit": limit},
+    )
+    return [
+        SectionPassRow(
+            r.day,
+            r.name,
+            int(r.frames),
+            int(r.unusable_frames),
+            r.last_at,
+            bool(r.usable),
+            round(sum(b - a for a, b in _intervals(r.seen)), 1),
+        )
+        for r in rows
+    ]

@@ -286,6 +286,13 @@ def test_streets_map_geojson_carries_the_last_usable_pass_and_filters_not_survey
     assert 'data-section="w9:0"' not in html
     assert f'name="not_surveyed_since" type="date" value="{since}"' in html
     assert client.get("/streets?not_surveyed_since=yesterday", auth=viewer).status_code in (400, 422)
+    # Each street page lists its passes (issue 14): one here, 20 m seen clearly; none on the other.
+    page = client.get("/streets/w9:0?lang=en", auth=viewer).text
+    table = page[
+        page.index('id="section-passes"') : page.index("</table>", page.index('id="section-passes"'))
+    ]
+    assert table.count("<tr>") == 2 and "<td>20.0 m</td>" in table  # header and one pass
+    assert "No vehicle has driven this section yet." in client.get("/streets/w9:1?lang=en", auth=viewer).text
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sqlalchemy import Select, and_, exists, func, select
 from sqlalchemy.orm import Session
 
 from service.access.deps import SessionDep, ViewerDep
-from service.db.coverage import last_passes
+from service.db.coverage import last_passes, section_passes
 from service.db.grades import SectionGrade
 from service.db.history import SiteVerification
 from service.db.road_tables import RoadSection, SectionCoverage
@@ -221,6 +221,7 @@ def street_section(section_id: str, request: Request, session: SessionDep, user:
         components=components,
         sites=sites,
         history=history,
+        passes=section_passes(session, section_id),
         fixed=(TARGET, WARNING, THRESHOLD),
     )
 
