@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from service.domain.tracking import (
     Registration,
     Track,
     merge_limit_m,
+    revisit_groups,
     smooth_fixes,
     to_local,
     track_drive,
@@ -269,13 +271,17 @@ def assign_tracks(
     _improve(out, dist, near, frames_of, sites)
     remaining = [i for i in range(len(tracks)) if out[i] is None]
     founders: list[int | None] = [None] * len(tracks)
-    new: list[tuple[int, list[float], set[object], float]] = []  # founder, position, frames, weight
+    # First the gaps in the detections (tracks close along the drive), strongest track first; then the
+    # spots driven again later, by the joint one-to-one matching of tracking's revisits, so that a close
+    # pair driven twice stays two sites although the GPS drifted by metres in between.
+    gap_only = replace(config, revisit_merge_m=0.0)
+    new: list[tuple[int, list[float], set[int], float]] = []  # founder, position, frames, weight
     for i in sorted(remaining, key=lambda k: (-tracks[k].sightings, k)):
         best = None
         for n, (f, centre, seen, _) in enumerate(new):
             d = math.dist(pos[i], centre)
             if (
-                d <= min(gates[i], merge_limit_m(tracks[f], tracks[i], config))
+                d <= min(gates[i], merge_limit_m(tracks[f], tracks[i], gap_only))
                 and not frames_of[i] & seen
                 and config.compatible_with(tracks[f].class_name, tracks[i].class_name)
                 and (best is None or d < best[0])
@@ -292,6 +298,21 @@ def assign_tracks(
         centre[1] = (centre[1] * w + pos[i][1] * wi) / (w + wi)
         seen |= frames_of[i]
         new[best[1]] = (f, centre, seen, w + wi)
+    groups = [
+        replace(
+            tracks[f],
+            east=centre[0],
+            north=centre[1],
+            frame_keys=tuple(sorted(seen)),
+        )
+        for f, centre, seen, _ in new
+    ]
+    for members in revisit_groups(groups, replace(config, merge_m=0.0)):
+        heads = [new[k][0] for k in members]
+        head = min(heads, key=lambda k: (-tracks[k].sightings, k))
+        for i in remaining:
+            if founders[i] in heads:
+                founders[i] = head
     return Assignment(tuple(out), tuple(dist), tuple(founders))
 
 

@@ -95,7 +95,7 @@ class Config:
     max_gap_frames: int = 3
     split_box_m: float = 1.0  # touching boxes of one frame closer than this on the ground: one defect
     merge_m: float = 2.0
-    revisit_merge_m: float = 4.0
+    revisit_merge_m: float = 5.0  # new sites: a spot driven again later (GPS drift in between)
     revisit_after_m: float = 100.0
     size_range_m: float = 12.0
     search_m: float = 20.0  # registration: how far a track may be from a known site it proposes

@@ -28,7 +28,8 @@ steps 0 and 1 live here, 2 and 3 in ``registration.py``, the one-to-one solver i
 3. ``assign_tracks``: tracks to known sites one-to-one (minimum total squared distance, Hungarian
    method), compatible classes only, within ``registered_gate_m`` (``gate_m`` for an unregistered
    drive); tracks that share no frame may join the same site (a spot driven twice); the others form
-   new sites, merged under the same rule (``revisit_merge_m`` for a spot driven again later).
+   new sites: gaps in the detections merged first (``merge_m``), then spots driven again later matched
+   jointly, one-to-one (``revisit_groups``, within ``revisit_merge_m``).
 
 Positions are east/north metres on a local tangent plane around the drive's first frame.
 """
@@ -372,8 +373,9 @@ def merge_limit_m(a: Track, b: Track, config: Config) -> float:
     return config.revisit_merge_m if abs(a.along_m - b.along_m) > config.revisit_after_m else config.merge_m
 
 
-def _merge_revisits(tracks: list[Track], config: Config) -> list[Track]:
-    """Tracks that never share a frame and lie within their merge limit: one defect seen twice.
+def revisit_groups(tracks: Sequence[Track], config: Config) -> list[list[int]]:
+    """Indices of ``tracks`` grouped into defects: tracks that never share a frame and lie within their
+    merge limit are one defect seen twice (each group in order along the drive).
 
     Matched one-to-one (each track to at most one later track, least total squared distance): when a
     close pair is driven again, the GPS has drifted by the same amount for both, and only the joint
@@ -411,15 +413,27 @@ def _merge_revisits(tracks: list[Track], config: Config) -> list[Track]:
         for i, c in zip(rows, gated_assignment(cost, [reach**2 + 1.0] * len(rows)), strict=True):
             if c >= 0:
                 matches.append((pairs[i][cols[c]], i, cols[c]))
-    alive = dict(enumerate(tracks))
+    members = {i: [i] for i in range(len(tracks))}
+    seen = {i: set(frames[i]) for i in range(len(tracks))}
     for _, i, j in sorted(matches):
         ri, rj = root(i), root(j)
-        if ri == rj or set(alive[ri].frame_keys) & set(alive[rj].frame_keys):
+        if ri == rj or seen[ri] & seen[rj]:
             continue
-        alive[ri] = _merge(alive[ri], alive[rj])
-        del alive[rj]
+        members[ri] += members.pop(rj)
+        seen[ri] |= seen.pop(rj)
         owner[rj] = ri
-    return [alive[k] for k in sorted(alive)]
+    return [sorted(m, key=lambda k: (tracks[k].along_m, k)) for _, m in sorted(members.items())]
+
+
+def _merge_revisits(tracks: list[Track], config: Config) -> list[Track]:
+    """Each group of :func:`revisit_groups` merged into one track."""
+    merged = []
+    for group in revisit_groups(tracks, config):
+        t = tracks[group[0]]
+        for k in group[1:]:
+            t = _merge(t, tracks[k])
+        merged.append(t)
+    return merged
 
 
 def _line_fit(t: Sequence[float], values: Sequence[float]) -> float:
@@ -532,6 +546,7 @@ __all__ = [
     "Track",
     "from_local",
     "merge_limit_m",
+    "revisit_groups",
     "smooth_fixes",
     "split_drives",
     "to_local",

@@ -266,6 +266,20 @@ def test_tracks_without_a_site_form_new_ones_shared_only_without_a_common_frame(
     assert out.founders == (0, 0, 2, 3, 4)
 
 
+def test_a_close_pair_driven_again_in_one_drive_stays_two_new_sites() -> None:
+    # A crack pair 1.8 m apart, seen on the first visit and again 500 m later in the drive, when the GPS
+    # had drifted 3 m east and 1 m north: the second visit's first crack lies nearer the first visit's
+    # second one (1.7 m) than its own (3.2 m). Matched jointly, each keeps its own earlier track.
+    tracks = [
+        track_at(0.0, 0.0, (1, 2, 3)),
+        track_at(1.8, 0.0, (2, 3, 4)),
+        track_at(3.0, 1.0, (40, 41, 42), along=500.0),
+        track_at(4.8, 1.0, (41, 42, 43), along=500.0),
+    ]
+    out = assign_tracks(tracks, [], no_offset(4), ORIGIN, CFG)
+    assert out.founders == (0, 1, 0, 1)
+
+
 def test_plan_drive_aligns_a_second_drive_and_keeps_close_pairs_apart() -> None:
     # The map: a close pair (1.5 m) and two lone defects. The drive is 5 m west, 2 m north of it.
     truth = [(20.0, 0.0), (21.5, 0.0), (60.0, 1.0), (100.0, -1.0)]
