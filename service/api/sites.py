@@ -100,7 +100,7 @@ def export_sections_gpkg(
     area = parse_bbox(bbox)
     if area:
         query = query.where(RoadSection.geom.op("&&")(func.ST_MakeEnvelope(*area, 4326)))
-    return sections_gpkg(session.execute(query).tuples().yield_per(1000))
+    return sections_gpkg(session.execute(query).yield_per(1000))  # rows unpack as (section, grade)
 
 
 @router.get(
