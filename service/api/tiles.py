@@ -3,7 +3,8 @@
 - ``GET /tiles/sites/{z}/{x}/{y}.pbf``: layer ``sites``, with the sites list's filters (status, class,
   priority, last seen, area); grouped below zoom 14.
 - ``GET /tiles/sections/{z}/{x}/{y}.pbf``: layer ``sections`` (from zoom 12): road sections with their grade
-  and coverage (last usable pass, age class as in ``GET /api/v1/coverage``).
+  and coverage (last usable pass, age class as in ``GET /api/v1/coverage``), with the streets page's filters
+  (street, function class, grade class, surveyed since, not surveyed since).
 
 Grouped tiles cover much of the city each and change little: they are kept for ``CACHE_TTL_S`` per app (the
 browser keeps every tile that long too: ``max-age``). For a large city they are read from the site cells,
@@ -30,6 +31,7 @@ from service.db.engine import transaction
 from service.db.tiles import (
     CELL_MAX_ZOOM,
     DETAIL_ZOOM,
+    SectionTileFilter,
     SiteTileFilter,
     cell_state,
     plan_cells,
@@ -181,14 +183,39 @@ def sites_tile(
     return Response(tile, media_type=MVT_MEDIA_TYPE, headers=HEADERS)
 
 
+def section_filter(
+    street: Annotated[str | None, Query(description="street name (any case)")] = None,
+    highway: Annotated[str | None, Query(description="function class (OpenStreetMap highway)")] = None,
+    colour: Annotated[
+        list[str] | None, Query(description="grade classes such as 3.5-4.0 (comma-separated or repeated)")
+    ] = None,
+    surveyed_since: Annotated[
+        str | None, Query(description="YYYY-MM-DD, graded from a pass on or after")
+    ] = None,
+    not_surveyed_since: Annotated[
+        str | None, Query(description="YYYY-MM-DD, no usable pass on or after (never surveyed included)")
+    ] = None,
+) -> SectionTileFilter:
+    """The streets page's filters (the same parameters as ``/streets`` and ``/streets/map.geojson``)."""
+    return SectionTileFilter.parse(street, highway, colour, surveyed_since, not_surveyed_since)
+
+
 @router.get(
     "/sections/{z}/{x}/{y}.pbf",
     summary="Road sections with grade and coverage as a Mapbox Vector Tile (from zoom 12)",
     response_class=Response,
     responses={200: {"content": {MVT_MEDIA_TYPE: {}}}},
 )
-def sections_tile(z: int, x: int, y: int, request: Request, session: SessionDep, user: ViewerDep) -> Response:
+def sections_tile(
+    z: int,
+    x: int,
+    y: int,
+    request: Request,
+    session: SessionDep,
+    user: ViewerDep,
+    where: Annotated[SectionTileFilter, Depends(section_filter)],
+) -> Response:
     now = datetime.now(UTC)
     period = request.app.state.settings.coverage_period_days
-    tile = section_tile(session, z, x, y, lambda last: age_class(last, now), period, now)
+    tile = section_tile(session, z, x, y, lambda last: age_class(last, now), period, now, where)
     return Response(tile, media_type=MVT_MEDIA_TYPE, headers=HEADERS)

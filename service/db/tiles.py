@@ -18,7 +18,8 @@ grouped live (``plan_cells``). Both ways give the same groups (the tests compare
 Sections (layer ``sections``, from zoom ``SECTION_MIN_ZOOM``): each road section clipped to the tile
 (``ST_AsMVTGeom``, which also snaps it to the tile grid) with its street, current condition grade and
 coverage: the last usable pass and its age class, from ``service.db.coverage.section_coverage`` (the one
-rule of what a usable pass is).
+rule of what a usable pass is). ``SectionTileFilter`` is the streets page's filters, for its list, its GeoJSON
+map and these tiles alike.
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Select, exists, func, select, text
 from sqlalchemy.orm import Session
 
 from service.db.coverage import section_coverage
+from service.db.road_tables import RoadSection, SectionCoverage
+from service.db.sections import COLOUR_CLASSES, filter_sections, graded_sections
+from service.domain.params import parse_choices, parse_date
 from service.errors import NotFound
 
 EXTENT = 4096
@@ -140,12 +144,6 @@ _CELLS_BUILT = text(
     """
 )
 
-_SECTIONS_IN = text(
-    """
-    SELECT id, length_m FROM road_section
-    WHERE geom && ST_MakeEnvelope(:west, :south, :east, :north, 4326)
-    """
-)
 SECTION_SQL = text(
     f"""
     SELECT ST_AsMVT(q, '{SECTION_LAYER}', {EXTENT}, 'geom') FROM (
@@ -295,6 +293,59 @@ def site_tile(
     return bytes(tile or b"")
 
 
+@dataclass(frozen=True)
+class SectionTileFilter:
+    """The streets page's section filters: street name (any case), function class, grade classes, graded
+    from a pass on or after a day, not surveyed since a day (no usable pass on or after it, never surveyed
+    included). Days start at midnight in the service's time zone."""
+
+    street: str = ""
+    highway: str = ""
+    colours: tuple[str, ...] = ()
+    surveyed_since: date | None = None
+    not_surveyed_since: date | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        street: str | None = None,
+        highway: str | None = None,
+        colour: str | list[str] | None = None,
+        surveyed_since: str | None = None,
+        not_surveyed_since: str | None = None,
+    ) -> SectionTileFilter:
+        """The filters from the query parameters of ``/streets`` (InvalidInput for a bad one)."""
+        return cls(
+            street=(street or "").strip(),
+            highway=(highway or "").strip(),
+            colours=tuple(parse_choices(colour, COLOUR_CLASSES, "colour")),
+            surveyed_since=parse_date(surveyed_since, "surveyed_since"),
+            not_surveyed_since=parse_date(not_surveyed_since, "not_surveyed_since"),
+        )
+
+    @property
+    def by_grade(self) -> bool:
+        """Whether a filter needs the sections' grades (the query on :func:`graded_sections`)."""
+        return bool(self.colours or self.surveyed_since)
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        """``query`` narrowed to the sections these filters select (on :func:`graded_sections`, or on
+        ``road_section`` alone when not ``by_grade``)."""
+        since = datetime.combine(self.surveyed_since, time()).astimezone() if self.surveyed_since else None
+        highways = [self.highway] if self.highway else []
+        query = filter_sections(
+            query, street=self.street, highways=highways, colours=self.colours, surveyed_since=since
+        )
+        if self.not_surveyed_since:
+            cutoff = datetime.combine(self.not_surveyed_since, time()).astimezone()
+            query = query.where(
+                ~exists().where(
+                    SectionCoverage.section_id == RoadSection.id, SectionCoverage.last_usable_at >= cutoff
+                )
+            )
+        return query
+
+
 def section_tile(
     session: Session,
     z: int,
@@ -303,18 +354,26 @@ def section_tile(
     age_class: Callable[[str | None], str],
     period_days: int,
     now: datetime,
+    where: SectionTileFilter | None = None,
 ) -> bytes:
-    """The MVT of tile z/x/y (layer ``sections``): each section in it with ``id``, ``name``, ``from_name``,
-    ``to_name``, ``highway``, ``grade`` and ``colour_class`` (absent without a grade), ``last_usable_pass``
-    (ISO time; absent when never) and ``age_class`` (``age_class(last_usable_pass)``). Empty below zoom
-    ``SECTION_MIN_ZOOM`` (a whole city's network is the coverage GeoJSON's job)."""
+    """The MVT of tile z/x/y (layer ``sections``): each section in it that ``where`` selects, with ``id``,
+    ``name``, ``from_name``, ``to_name``, ``highway``, ``grade`` and ``colour_class`` (absent without a
+    grade), ``last_usable_pass`` (ISO time; absent when never) and ``age_class``
+    (``age_class(last_usable_pass)``). Empty below zoom ``SECTION_MIN_ZOOM`` (a whole city's network is the
+    coverage GeoJSON's job)."""
     _check(z, x, y)
     if z < SECTION_MIN_ZOOM:
         return b""
+    where = where or SectionTileFilter()
     west, south, east, north = tile_bounds(z, x, y)
     pad = (east - west) * 64 / EXTENT  # the clip buffer of ST_AsMVTGeom
-    box = {"west": west - pad, "south": south - pad, "east": east + pad, "north": north + pad}
-    sections = [(r.id, r.length_m) for r in session.execute(_SECTIONS_IN, box)]
+    box = func.ST_MakeEnvelope(west - pad, south - pad, east + pad, north + pad, 4326)
+    base = graded_sections() if where.by_grade else select(RoadSection)  # no grade join unless needed
+    query = where.apply(base).where(RoadSection.geom.op("&&")(box))
+    sections = [
+        (r.id, r.length_m)
+        for r in session.execute(query.with_only_columns(RoadSection.id, RoadSection.length_m))
+    ]
     if not sections:
         return b""
     coverage = section_coverage(session, sections, period_days, now)

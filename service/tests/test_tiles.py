@@ -245,3 +245,41 @@ def test_section_tiles(app, client, staff, tmp_path) -> None:  # type: ignore[no
     assert west["name"] == "West" and west["geometry"] == "LINESTRING" and "grade" not in west
     assert client.get(f"/tiles/sections/11/{x >> 5}/{y >> 5}.pbf", auth=staff["viewer"]).content == b""
     assert client.get(f"/tiles/sections/{z}/{x}/{y}.pbf").status_code == 401
+
+
+def test_section_tiles_take_the_streets_filters(app, client, staff, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The streets page's filters narrow the section tiles as they narrow its GeoJSON map (one filter)."""
+    _network(app.state.sessions, tmp_path)
+    now = datetime.now(UTC)
+    with transaction(app.state.sessions) as session:
+        _drive(session, 0.0, 300.0, now - timedelta(days=40), usable=True)  # West, 40 days ago; East never
+    viewer = staff["viewer"]
+    z = 16
+    x, y = tile_of(LAT0 + 0.0005, LON0, z)
+
+    def ids(query: str) -> set[str]:
+        r = client.get(f"/tiles/sections/{z}/{x}/{y}.pbf{query}", auth=viewer)
+        assert r.status_code == 200, r.text
+        return (
+            {f["id"] for f in features(r.content, z, x, y, tmp_path, layer="sections")}
+            if r.content
+            else set()
+        )
+
+    def geojson(query: str) -> set[str]:
+        rows = client.get(f"/streets/map.geojson{query}", auth=viewer).json()["features"]
+        return {f["properties"]["id"] for f in rows}
+
+    everything = ids("")
+    west = {i for i in everything if i.startswith("fWest:")}
+    assert "fWest:0" in west and "fEast:0" in everything
+    assert ids("?street=west") == west == geojson("?street=west") & everything
+    since = (now - timedelta(days=50)).date().isoformat()  # West's pass is newer: only East is left
+    assert ids(f"?not_surveyed_since={since}") == everything - west
+    assert ids(f"?not_surveyed_since={since}") == geojson(f"?not_surveyed_since={since}") & everything
+    later = (now - timedelta(days=30)).date().isoformat()  # no pass since: both streets
+    assert ids(f"?not_surveyed_since={later}&highway=residential") == everything
+    assert ids("?highway=motorway") == set()
+    assert ids("?colour=1.0-1.5&colour=3.5-4.0") == set()  # nothing graded yet
+    for bad in ("?colour=9.0-9.5", "?not_surveyed_since=yesterday", "?surveyed_since=2026-13-01"):
+        assert client.get(f"/tiles/sections/{z}/{x}/{y}.pbf{bad}", auth=viewer).status_code in (400, 422), bad
