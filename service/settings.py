@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # The sites list's map draws the vector tiles (/tiles/sites) instead of one GeoJSON of all filtered
     # sites when the filter selects more sites than this (the GeoJSON map stops at 5,000 sites).
     map_tiles_above: int = Field(5000, ge=0)
+    # The streets page's map draws the section tiles (/tiles/sections, from zoom 12, with the page's
+    # filters) instead of one GeoJSON of all filtered sections when the filter selects more than this.
+    map_section_tiles_above: int = Field(5000, ge=0)
     default_locale: str = "de"
     display_timezone: str = "Europe/Berlin"
 

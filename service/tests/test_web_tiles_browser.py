@@ -10,11 +10,13 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
 from service.db.coverage import recount_passes
 from service.db.engine import transaction
+from service.db.grades import SectionGrade
 from service.db.road_tables import FrameQuality, FrameRoad, RoadSection
 from service.db.tables import DamageSite, Frame, ModelVersion, UploadBatch, point
 from service.db.vehicles import add_vehicle
@@ -72,8 +74,16 @@ def tiled_service(app, staff, settings, monkeypatch) -> Iterator[str]:  # type: 
 
 def band_pixel(page: Any) -> dict[str, Any] | None:
     """A point drawn in a band colour on the map's canvas tiles: its page position and band (None if none)."""
+    hits = colour_pixels(page, BANDS)
+    return hits[0] if hits else None
+
+
+def colour_pixels(page: Any, colours: dict[str, tuple[int, int, int]]) -> list[dict[str, Any]]:
+    """The first point drawn in each of ``colours`` on the map's canvas tiles (inside the map, opaque), in the
+    order found: its page position and colour name (``band``)."""
     return page.evaluate(
         """(bands) => {
+            const hits = [], found = new Set();
             for (const c of document.querySelectorAll('#map canvas')) {
                 const r = c.getBoundingClientRect();
                 if (!c.width || r.width === 0) { continue; }
@@ -83,20 +93,22 @@ def band_pixel(page: Any) -> dict[str, Any] | None:
                         const k = (y * c.width + x) * 4;
                         if (d[k + 3] < 200) { continue; }
                         for (const [band, rgb] of Object.entries(bands)) {
+                            if (found.has(band)) { continue; }
                             if (Math.abs(d[k] - rgb[0]) + Math.abs(d[k + 1] - rgb[1]) + Math.abs(d[k + 2] - rgb[2]) > 12) {
                                 continue;
                             }
                             const px = r.left + (x + 3) * r.width / c.width, py = r.top + (y + 3) * r.height / c.height;
                             const m = document.getElementById('map').getBoundingClientRect();
                             if (px < m.left + 20 || px > m.right - 20 || py < m.top + 20 || py > m.bottom - 20) { continue; }
-                            return {x: px, y: py, band: band};
+                            hits.push({x: px, y: py, band: band});
+                            found.add(band);
                         }
                     }
                 }
             }
-            return null;
+            return hits;
         }""",
-        BANDS,
+        colours,
     )
 
 
@@ -351,6 +363,133 @@ def test_streets_map_switches_to_coverage_colours(streets_service: str, staff) -
         page.get_by_role("radio", name="Condition grade").check()
         page.wait_for_selector("#map[data-mode='grade']")
         assert strokes(page) == grade
+        assert not errors, errors
+        context.close()
+        browser.close()
+
+
+# The streets map as section tiles (issue 16): the line colours of app.js (GRADE_COLOURS, AGE_COLOURS).
+SECTION_COLOURS = {
+    "grade 3.5": (0xCC, 0x41, 0x25),
+    "no grade": (0x88, 0x88, 0x88),
+    "0-3 months": (0x1B, 0x78, 0x37),
+    "over 12 months": (0xB2, 0x18, 0x2B),
+    "never": (0x6B, 0x6B, 0x6B),
+}
+
+
+@pytest.fixture
+def tiled_streets_service(app, staff, settings, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The three sections, w9:0 graded 3.7; the streets map draws tiles above one section."""
+    sections_with_passes(app)
+    now = datetime.now(UTC)
+    with transaction(app.state.sessions) as s:
+        s.add(
+            SectionGrade(
+                section_id="w9:0", computed_at=now, checked_at=now, grade=3.7, status="graded",
+                colour_class="3.5-4.0", config_version="t", surveyed_share=0.9, passes=1,
+                last_pass=now - timedelta(days=10), inputs={}, current=True,
+            )
+        )  # fmt: skip
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("ROADWATCH_MAP_SECTION_TILES_ABOVE", "1")  # the subprocess reads it
+    with running_service(settings.database_url, settings.data_dir) as url:
+        yield url
+
+
+def drawn(page: Any) -> set[str]:
+    return {hit["band"] for hit in colour_pixels(page, SECTION_COLOURS)}
+
+
+def test_streets_map_section_tiles_above_threshold(tiled_streets_service: str, staff) -> None:  # type: ignore[no-untyped-def]
+    base = tiled_streets_service
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.goto(base + "/login?lang=en")
+        page.get_by_label("User name").fill(staff["viewer"][0])
+        page.get_by_label("Password").fill(staff["viewer"][1])
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url("**/sites")
+
+        # Three sections, above the threshold of one: the section tiles, not the GeoJSON, in the grade colours.
+        requests.clear()
+        page.goto(base + "/streets")
+        page.wait_for_selector("#map[data-drawn='grade']")
+        assert page.get_attribute("#map", "data-loaded") == "tiles"
+        tiles = [u for u in requests if "/tiles/sections/" in u]
+        assert tiles and all(".pbf?" in u for u in tiles), tiles
+        assert min(int(u.split("/tiles/sections/")[1].split("/")[0]) for u in tiles) >= 12
+        assert not [u for u in requests if "map.geojson" in u]
+        assert page.get_attribute("#map", "data-tile-features") == "3"
+        assert "3 sections: the map shows them as tiles" in page.locator("#map-status").inner_text()
+        assert drawn(page) == {"grade 3.5", "no grade"}
+        assert (
+            page.locator("#legend-grade").is_visible() and not page.locator("#legend-coverage").is_visible()
+        )
+
+        # A click on the graded section: a popup with its grade, last pass and the link to its page.
+        page.locator("#map").scroll_into_view_if_needed()  # below the list
+        hit = next(h for h in colour_pixels(page, SECTION_COLOURS) if h["band"] == "grade 3.5")
+        page.mouse.click(hit["x"], hit["y"])
+        link = page.locator(".leaflet-popup-content a")
+        link.wait_for()
+        assert unquote(link.get_attribute("href") or "") == "/streets/w9:0"
+        popup = page.locator(".leaflet-popup-content").inner_text()
+        assert "Prinzipalmarkt: 3.7" in popup and "last usable pass on" in popup, popup
+        page.locator(".leaflet-popup-close-button").click()
+
+        # Coverage colours: the age of each section's last usable pass, never surveyed grey; and back.
+        page.get_by_role("radio", name="Last usable pass").check()
+        page.wait_for_selector("#map[data-drawn='coverage']")
+        assert drawn(page) == {"0-3 months", "over 12 months", "never"}
+        assert (
+            page.locator("#legend-coverage").is_visible() and not page.locator("#legend-grade").is_visible()
+        )
+        page.get_by_role("radio", name="Condition grade").check()
+        page.wait_for_selector("#map[data-drawn='grade']")
+        assert drawn(page) == {"grade 3.5", "no grade"}
+
+        # The page's filters go to the tiles: not surveyed since 30 days ago leaves w9:1 and w9:2.
+        since = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
+        requests.clear()
+        page.goto(base + f"/streets?not_surveyed_since={since}")
+        page.wait_for_selector("#map[data-drawn='grade']")
+        tiles = [u for u in requests if "/tiles/sections/" in u]
+        assert tiles and all(f"not_surveyed_since={since}" in u for u in tiles), tiles
+        assert page.get_attribute("#map", "data-tile-features") == "2"
+        assert drawn(page) == {"no grade"}
+        page.get_by_role("radio", name="Last usable pass").check()
+        page.wait_for_selector("#map[data-drawn='coverage']")
+        assert drawn(page) == {"over 12 months", "never"}
+
+        # Below zoom 12 no tiles: a hint to zoom in.
+        for _ in range(10):
+            if page.get_attribute("#map", "data-zoom-hint") == "1":
+                break
+            page.get_by_role("button", name="Zoom out").click()
+            page.wait_for_timeout(300)
+        requests.clear()
+        page.get_by_role("button", name="Zoom out").click()
+        page.wait_for_timeout(500)
+        assert "zoom in to see the sections" in page.locator("#map-status").inner_text()
+        assert not [u for u in requests if "/tiles/sections/" in u]
+
+        # One section (grade class 3.5-4.0), not above the threshold: the GeoJSON map as before.
+        requests.clear()
+        page.goto(base + "/streets?colour=3.5-4.0")
+        page.wait_for_selector("#map[data-loaded]")
+        assert page.get_attribute("#map", "data-loaded") == "1"
+        assert [u for u in requests if "/streets/map.geojson?" in u and "colour=3.5-4.0" in u]
+        assert not [u for u in requests if "/tiles/" in u or "VectorGrid" in u]
+        assert page.locator("#map path.sec-w9_0").count() == 1
         assert not errors, errors
         context.close()
         browser.close()

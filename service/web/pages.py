@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import StreamingResponse
 from geoalchemy2.shape import to_shape
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
 from service.access.deps import ReviewerDep, SessionDep, ViewerDep
 from service.access.sessions import check_csrf_form
@@ -81,14 +82,16 @@ def sites_page(
 
 def site_extent(session: SessionDep, filters: WebSiteFilter) -> str:
     """West,south,east,north of the filtered sites (for the tiled map to fit them); "" when none."""
+    return map_extent(session, filters.apply(select(DamageSite.id)), DamageSite.position)
+
+
+def map_extent(session: Session, query: Select[Any], geom: Any) -> str:
+    """West,south,east,north of ``geom`` over the rows of ``query`` (for a tiled map to fit them, on the
+    sites and the streets pages); "" when none."""
+    extent = func.ST_Extent(geom)
     box = session.execute(
-        filters.apply(
-            select(
-                func.ST_XMin(func.ST_Extent(DamageSite.position)),
-                func.ST_YMin(func.ST_Extent(DamageSite.position)),
-                func.ST_XMax(func.ST_Extent(DamageSite.position)),
-                func.ST_YMax(func.ST_Extent(DamageSite.position)),
-            )
+        query.with_only_columns(
+            func.ST_XMin(extent), func.ST_YMin(extent), func.ST_XMax(extent), func.ST_YMax(extent)
         )
     ).one()
     return "" if box[0] is None else ",".join(f"{v:.6f}" for v in box)

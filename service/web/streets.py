@@ -4,22 +4,22 @@ network condition report for the council's committee."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import Select, and_, exists, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from service.access.deps import SessionDep, ViewerDep
 from service.db.coverage import last_passes, section_passes
 from service.db.grades import SectionGrade
 from service.db.history import SiteVerification
-from service.db.road_tables import RoadSection, SectionCoverage
+from service.db.road_tables import RoadSection
 from service.db.sections import (
     COLOUR_CLASSES,
-    filter_sections,
     grade_history,
     graded_sections,
     latest_frames,
@@ -29,10 +29,12 @@ from service.db.sections import (
     worst_first,
 )
 from service.db.tables import DamageSite
+from service.db.tiles import SECTION_MIN_ZOOM, SectionTileFilter
 from service.domain.grades import TARGET, THRESHOLD, WARNING
 from service.domain.history import CONFIRMED, NOT_SEEN_AGAIN, REAPPEARED
-from service.domain.params import parse_choices, parse_date
+from service.domain.params import parse_date
 from service.errors import NotFound
+from service.web.pages import map_extent
 from service.web.render import WebRoute, page, translator
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -54,7 +56,8 @@ def age_class(last_usable: datetime | None, now: datetime) -> str:
 
 class StreetFilter:
     """The streets page's filters: street name, function class, grade class, surveyed since, not surveyed
-    since (no usable pass on or after that day, never surveyed included)."""
+    since (no usable pass on or after that day, never surveyed included), applied as the section tiles
+    apply them (``SectionTileFilter``); and the date to compare the grades with."""
 
     def __init__(
         self,
@@ -65,27 +68,15 @@ class StreetFilter:
         compare: str | None = None,
         not_surveyed_since: str | None = None,
     ) -> None:
-        self.street = (street or "").strip()
-        self.highway = (highway or "").strip()
-        self.colours = parse_choices(colour, COLOUR_CLASSES, "colour")
-        self.surveyed_since = parse_date(surveyed_since, "surveyed_since")
+        self.where = SectionTileFilter.parse(street, highway, colour, surveyed_since, not_surveyed_since)
+        self.street, self.highway = self.where.street, self.where.highway
+        self.colours = list(self.where.colours)
+        self.surveyed_since = self.where.surveyed_since
+        self.not_surveyed_since = self.where.not_surveyed_since
         self.compare = parse_date(compare, "compare")
-        self.not_surveyed_since = parse_date(not_surveyed_since, "not_surveyed_since")
 
     def apply(self, query: Select[Any]) -> Select[Any]:
-        since = datetime.combine(self.surveyed_since, time()).astimezone() if self.surveyed_since else None
-        highways = [self.highway] if self.highway else []
-        query = filter_sections(
-            query, street=self.street, highways=highways, colours=self.colours, surveyed_since=since
-        )
-        if self.not_surveyed_since:
-            cutoff = datetime.combine(self.not_surveyed_since, time()).astimezone()
-            query = query.where(
-                ~exists().where(
-                    SectionCoverage.section_id == RoadSection.id, SectionCoverage.last_usable_at >= cutoff
-                )
-            )
-        return query
+        return self.where.apply(query)
 
 
 def _grades_at(session: Session, section_ids: list[str], when: date) -> dict[str, float | None]:
@@ -134,10 +125,16 @@ def streets_page(request: Request, session: SessionDep, user: ViewerDep, page_no
     before = _grades_at(session, [s.id for s, _ in rows], filters.compare) if filters.compare else {}
     params = request.url.query
     kept = [(k, v) for k, v in request.query_params.multi_items() if k != "page_no"]  # the filters
+    tiles_above = request.app.state.settings.map_section_tiles_above
+    tiled = total > tiles_above  # the map draws the section tiles: it needs the extent and the labels
     return page(
         request,
         "streets.html",
         user,
+        tiles_above=tiles_above,
+        section_min_zoom=SECTION_MIN_ZOOM,
+        map_extent=map_extent(session, query, RoadSection.geom) if tiled else "",
+        map_labels=section_labels(translator(request)) if tiled else "",
         filters=filters,
         rows=rows,
         before=before,
@@ -150,6 +147,17 @@ def streets_page(request: Request, session: SessionDep, user: ViewerDep, page_no
         fixed=(TARGET, WARNING, THRESHOLD),
         query=params,
         page_url=lambda n: "/streets?" + urlencode([*kept, ("page_no", str(n))]),
+    )
+
+
+def section_labels(t: Any) -> str:
+    """The texts of the tiled map's popups (the tiles carry the grade and the last usable pass), as JSON."""
+    return json.dumps(
+        {
+            "no_grade": t("streets.no_grade"),
+            "last_pass": t("streets.map_last_pass"),
+            "never": t("streets.map_never"),
+        }
     )
 
 

@@ -82,6 +82,42 @@
     if (b.isValid()) { map.fitBounds(b.pad(0.15), { maxZoom: 17, animate: false }); }
   }
 
+  // Vector tiles (Leaflet.VectorGrid, vendored, loaded only when a map draws tiles), with Leaflet 1.9 shims.
+  function loadScript(src) {
+    return new Promise(function (resolve, reject) {
+      if (L.vectorGrid) { resolve(); return; }
+      var s = document.createElement("script");
+      s.src = src;
+      s.onload = resolve;
+      s.onerror = reject;
+      document.head.appendChild(s);
+    });
+  }
+  function withVectorGrid() {
+    return loadScript(el.dataset.vectorgrid).then(function () {
+      // Leaflet 1.9 dropped L.DomEvent.fakeStop, which VectorGrid 1.3's canvas renderer calls on a click.
+      if (!L.DomEvent.fakeStop) { L.DomEvent.fakeStop = function (ev) { ev._stopped = true; }; }
+      // Leaflet 1.9 places a small circle's click at its getLatLng(), which a tile's point does not have
+      // (it has only its tile pixel): without it the click's position is the mouse's.
+      if (!L.VectorGrid.prototype._rwCreateLayer) {
+        L.VectorGrid.prototype._rwCreateLayer = L.VectorGrid.prototype._createLayer;
+        L.VectorGrid.prototype._createLayer = function (feat, pxPerExtent) {
+          var layer = this._rwCreateLayer(feat, pxPerExtent);
+          if (layer && !layer._latlng) { layer.getLatLng = undefined; }
+          return layer;
+        };
+      }
+    });
+  }
+  // The page's data-extent (west,south,east,north of what the filter selects): the tiled map fits it.
+  function fitExtent() {
+    var e = (el.dataset.extent || "").split(",").map(Number);
+    if (e.length === 4 && e.every(isFinite)) {
+      map.fitBounds(L.latLngBounds([e[1], e[0]], [e[3], e[2]]).pad(0.15), { maxZoom: 17, animate: false });
+    }
+  }
+  function tiled() { return Boolean(el.dataset.vectorgrid) && Number(el.dataset.count) > Number(el.dataset.tilesAbove); }
+
   // The streets page: road sections as lines coloured by their grade class ("none": insufficient data).
   var GRADE_COLOURS = { "1.0": "#1f5fa8", "1.5": "#2e8b3c", "2.0": "#6aa84f", "2.5": "#c9b200", "3.0": "#e69138",
     "3.5": "#cc4125", "4.0": "#a61c00", "4.5": "#5b0f00" };
@@ -92,32 +128,37 @@
   if (el.dataset.lines) {
     var mode = "grade";
     var styles = {
-      grade: function (f) {
-        var c = f.properties.colour_class;
+      grade: function (p) {
+        var c = p.colour_class;
         return { color: c ? GRADE_COLOURS[c.split("-")[0]] : "#888", weight: 5, opacity: 0.9, dashArray: c ? null : "4 6" };
       },
-      coverage: function (f) {
-        var a = f.properties.age_class || "never";
+      coverage: function (p) {
+        var a = p.age_class || "never";
         return { color: AGE_COLOURS[a] || AGE_COLOURS.never, weight: 5, opacity: 0.9, dashArray: a === "never" ? "4 6" : null };
       },
     };
-    var lines = null;
+    var lines = null, grid = null;
     function setMode(m) {
       mode = styles[m] ? m : "grade";
       el.dataset.mode = mode;
       var legends = { grade: document.getElementById("legend-grade"), coverage: document.getElementById("legend-coverage") };
       Object.keys(legends).forEach(function (k) { if (legends[k]) { legends[k].hidden = k !== mode; } });
-      if (lines) { lines.setStyle(styles[mode]); }
+      if (lines) { lines.setStyle(function (f) { return styles[mode](f.properties); }); }
+      if (grid) { delete el.dataset.drawn; grid.redraw(); } // the tiles again (kept by the browser), restyled
     }
     document.querySelectorAll('input[name="map-mode"]').forEach(function (input) {
       input.addEventListener("change", function () { if (input.checked) { setMode(input.value); } });
       if (input.checked) { mode = input.value; }
     });
+    if (el.dataset.sectionTiles && tiled()) {
+      sectionTiles(); // more sections than the threshold: the section tiles (service/api/tiles.py)
+      return;
+    }
     fetch(el.dataset.geojson, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
       .then(function (data) {
         lines = L.geoJSON(data, {
-          style: function (f) { return styles[mode](f); },
+          style: function (f) { return styles[mode](f.properties); },
           onEachFeature: function (f, line) {
             var p = f.properties;
             line.options.className = "section-line sec-" + String(p.id).replace(/[^A-Za-z0-9_-]/g, "_");
@@ -135,19 +176,63 @@
     return;
   }
 
-  // More sites than the list page's threshold: the same filters as vector tiles (Leaflet.VectorGrid, vendored,
-  // loaded only then). Single sites from zoom 14 carry id, class, status and priority; below, groups carry
-  // their count and highest priority (coloured by it; a click zooms in).
-  function loadScript(src) {
-    return new Promise(function (resolve, reject) {
-      if (L.vectorGrid) { resolve(); return; }
-      var s = document.createElement("script");
-      s.src = src;
-      s.onload = resolve;
-      s.onerror = reject;
-      document.head.appendChild(s);
-    });
+  // The section tiles, with the page's filters, from their first zoom (below it a hint asks to zoom in); the
+  // tiles carry id, name, from_name, to_name, grade, colour_class, last_usable_pass and age_class.
+  function sectionTiles() {
+    var lang = document.documentElement.lang || undefined;
+    var labels = JSON.parse(el.dataset.labels || "{}");
+    var minZoom = Number(el.dataset.minZoom) || 12;
+    var hint = { n: Number(el.dataset.count).toLocaleString(lang), zoom: minZoom };
+    function showHint() {
+      var below = map.getZoom() < minZoom;
+      el.dataset.zoomHint = below ? "1" : "";
+      status(text(below ? "sections_zoom_in" : "sections_tiles_mode", hint));
+    }
+    fitExtent();
+    map.on("zoomend", showHint);
+    showHint();
+    function name(p) {
+      var ends = [p.from_name, p.to_name].filter(Boolean);
+      return (p.name || p.id) + (ends.length ? " (" + ends.join(" – ") + ")" : "");
+    }
+    withVectorGrid().then(function () {
+      var seen = {};
+      grid = L.vectorGrid.protobuf(el.dataset.sectionTiles, {
+        rendererFactory: L.canvas.tile,
+        interactive: true,
+        minZoom: minZoom,
+        maxZoom: 19,
+        fetchOptions: { credentials: "same-origin" },
+        vectorTileLayerStyles: {
+          sections: function (p) { seen[p.id] = true; return styles[mode](p); },
+        },
+      });
+      grid.on("load", function () {
+        el.dataset.loaded = "tiles";
+        el.dataset.drawn = mode;
+        el.dataset.tileFeatures = String(Object.keys(seen).length);
+      });
+      grid.on("click", function (ev) {
+        var p = (ev.layer && ev.layer.properties) || {};
+        if (!p.id) { return; }
+        var grade = p.grade !== undefined && p.grade !== null
+          ? Number(p.grade).toLocaleString(lang, { minimumFractionDigits: 1, maximumFractionDigits: 1 })
+          : labels.no_grade || "";
+        var last = p.last_usable_pass
+          ? String(labels.last_pass || "").split("{date}").join(new Date(p.last_usable_pass).toLocaleDateString(lang))
+          : labels.never || "";
+        L.popup().setLatLng(ev.latlng).setContent('<a href="/streets/' + encodeURIComponent(p.id) + '">' +
+          escapeHtml(name(p) + ": " + grade) + "</a><br>" + escapeHtml(name(p) + ": " + last)).openOn(map);
+      });
+      map.options.minZoom = map.getMinZoom(); // the tiles' first zoom is no limit of the map's (the hint is)
+      grid.addTo(map);
+      if (map.getZoom() < minZoom) { el.dataset.loaded = "tiles"; } // nothing to load until zoomed in
+    }).catch(function () { status(text("load_failed")); el.dataset.loaded = "error"; });
   }
+
+  // More sites than the list page's threshold: the same filters as vector tiles. Single sites from zoom 14
+  // carry id, class, status and priority; below, groups carry their count and highest priority (coloured by
+  // it; a click zooms in).
   function siteBand(p) {
     if (p.status === "rejected" || p.status === "repaired") { return "closed"; }
     return p.priority >= 70 ? "high" : p.priority >= 40 ? "medium" : "low";
@@ -157,26 +242,9 @@
     var css = getComputedStyle(document.documentElement);
     var colours = {};
     ["high", "medium", "low", "closed"].forEach(function (b) { colours[b] = css.getPropertyValue("--" + b).trim() || "#5a5a5a"; });
-    var e = (el.dataset.extent || "").split(",").map(Number);
-    if (rect) {
-      map.fitBounds(rect.getBounds(), { animate: false });
-    } else if (e.length === 4 && e.every(isFinite)) {
-      map.fitBounds(L.latLngBounds([e[1], e[0]], [e[3], e[2]]).pad(0.15), { maxZoom: 17, animate: false });
-    }
+    if (rect) { map.fitBounds(rect.getBounds(), { animate: false }); } else { fitExtent(); }
     var lang = document.documentElement.lang || undefined;
-    loadScript(el.dataset.vectorgrid).then(function () {
-      // Leaflet 1.9 dropped L.DomEvent.fakeStop, which VectorGrid 1.3's canvas renderer calls on a click.
-      if (!L.DomEvent.fakeStop) { L.DomEvent.fakeStop = function (ev) { ev._stopped = true; }; }
-      // Leaflet 1.9 places a small circle's click at its getLatLng(), which a tile's point does not have
-      // (it has only its tile pixel): without it the click's position is the mouse's.
-      if (!L.VectorGrid.prototype._rwCreateLayer) {
-        L.VectorGrid.prototype._rwCreateLayer = L.VectorGrid.prototype._createLayer;
-        L.VectorGrid.prototype._createLayer = function (feat, pxPerExtent) {
-          var layer = this._rwCreateLayer(feat, pxPerExtent);
-          if (layer && !layer._latlng) { layer.getLatLng = undefined; }
-          return layer;
-        };
-      }
+    withVectorGrid().then(function () {
       var drawn = 0;
       var grid = L.vectorGrid.protobuf(el.dataset.siteTiles, {
         rendererFactory: L.canvas.tile,
@@ -230,7 +298,7 @@
     if (initial.length === 4 && initial.every(isFinite)) {
       setRect(L.latLngBounds([initial[1], initial[0]], [initial[3], initial[2]]));
     }
-    if (el.dataset.siteTiles && Number(el.dataset.count) > Number(el.dataset.tilesAbove)) {
+    if (el.dataset.siteTiles && tiled()) {
       showTiles(); // a large selection: vector tiles, grouped at low zoom (service/api/tiles.py)
     } else {
       fetch(el.dataset.geojson, { credentials: "same-origin", headers: { Accept: "application/json" } })
