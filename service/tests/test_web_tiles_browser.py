@@ -112,27 +112,30 @@ def colour_pixels(page: Any, colours: dict[str, tuple[int, int, int]]) -> list[d
     )
 
 
+def logged_in(browser: Any, base: str, user: tuple[str, str]) -> tuple[Any, Any, list[str], list[str]]:
+    """A new page logged in as ``user``: (context, page, page errors and failed responses, requested URLs)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(base + "/login?lang=en")
+    page.get_by_label("User name").fill(user[0])
+    page.get_by_label("Password").fill(user[1])
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/sites")
+    return context, page, errors, requests
+
+
 def test_sites_map_tiles_above_threshold_geojson_below(tiled_service: str, app, staff) -> None:  # type: ignore[no-untyped-def]
     counts = app.state.counts
     assert counts["D20"] > THRESHOLD > counts["D00"]
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(
-            viewport={"width": 1280, "height": 900}, bypass_csp=False, locale="en-GB"
-        )
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        requests: list[str] = []
-        page.on("request", lambda r: requests.append(r.url))
-        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-
-        page.goto(tiled_service + "/login?lang=en")
-        page.get_by_label("User name").fill(staff["viewer"][0])
-        page.get_by_label("Password").fill(staff["viewer"][1])
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url("**/sites")
+        context, page, errors, requests = logged_in(browser, tiled_service, staff["viewer"])
 
         # All 200 (open) sites: above the threshold, so tiles; the list itself pages as before.
         page.wait_for_selector("#map[data-loaded]")
@@ -405,19 +408,7 @@ def test_streets_map_section_tiles_above_threshold(tiled_streets_service: str, s
     base = tiled_streets_service
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        requests: list[str] = []
-        page.on("request", lambda r: requests.append(r.url))
-        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-        page.goto(base + "/login?lang=en")
-        page.get_by_label("User name").fill(staff["viewer"][0])
-        page.get_by_label("Password").fill(staff["viewer"][1])
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url("**/sites")
+        context, page, errors, requests = logged_in(browser, base, staff["viewer"])
 
         # Three sections, above the threshold of one: the section tiles, not the GeoJSON, in the grade colours.
         requests.clear()
