@@ -64,6 +64,9 @@ _CHOICES = """
       AND (CAST(:statuses AS text[]) IS NULL OR status = ANY(CAST(:statuses AS text[])))
       AND (CAST(:classes AS text[]) IS NULL OR class_name = ANY(CAST(:classes AS text[])))
 """
+# A group's colour: the highest priority of its sites still to be dealt with (rejected and repaired ones
+# only when the group holds nothing else; ``active`` counts the others, 0: drawn as closed).
+_ACTIVE = "status NOT IN ('rejected', 'repaired')"
 _FILTERS = f"""
     FROM damage_site
     WHERE position && ST_MakeEnvelope(:west, :south, :east, :north, 4326)
@@ -88,8 +91,10 @@ CLUSTER_SQL = text(
     f"""
     SELECT ST_AsMVT(q, '{LAYER}', {EXTENT}, 'geom') FROM (
         SELECT ST_MakePoint(round(avg(px)), round(avg(py))) AS geom, count(*)::int AS count,
-               round(max(priority)::numeric, 1)::float8 AS priority
-        FROM (SELECT {_PX} AS px, {_PY} AS py, priority {_FILTERS}) p
+               round(COALESCE(max(priority) FILTER (WHERE {_ACTIVE}), max(priority))::numeric, 1)::float8
+                   AS priority,
+               (count(*) FILTER (WHERE {_ACTIVE}))::int AS active
+        FROM (SELECT {_PX} AS px, {_PY} AS py, priority, status {_FILTERS}) p
         GROUP BY floor(px / {CELL}), floor(py / {CELL})
     ) q
     """
@@ -99,7 +104,10 @@ CELLS_SQL = text(
     SELECT ST_AsMVT(q, '{LAYER}', {EXTENT}, 'geom') FROM (
         SELECT ST_MakePoint(round((sum(sum_mx) / sum(n) * :n - :x) * :extent),
                             round((sum(sum_my) / sum(n) * :n - :y) * :extent)) AS geom,
-               sum(n)::int AS count, round(max(max_priority)::numeric, 1)::float8 AS priority
+               sum(n)::int AS count,
+               round(COALESCE(max(max_priority) FILTER (WHERE {_ACTIVE}), max(max_priority))::numeric, 1)::float8
+                   AS priority,
+               COALESCE(sum(n) FILTER (WHERE {_ACTIVE}), 0)::int AS active
         FROM site_tile_cell
         WHERE zoom = :z AND cx BETWEEN :cx0 AND :cx1 AND cy BETWEEN :cy0 AND :cy1
         {_CHOICES}

@@ -191,6 +191,34 @@ def test_cells_group_as_live(app, tmp_path) -> None:  # type: ignore[no-untyped-
         )
 
 
+def test_groups_take_the_colour_of_the_sites_still_to_be_dealt_with(app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A repaired site of priority 90 beside an open one of 20: the group is coloured by the open one; a group
+    of repaired and rejected sites only counts none as active (drawn grey), from the sites and the cells."""
+    with transaction(app.state.sessions) as s:
+        for status, prio, (lat, lon) in [
+            ("repaired", 90.0, (52.4, 13.3)),
+            ("open", 20.0, (52.4001, 13.3001)),
+            ("repaired", 70.0, (52.4, 13.6)),
+            ("rejected", 60.0, (52.4001, 13.6001)),
+        ]:
+            s.add(
+                DamageSite(
+                    class_name="D00", position=point(lat, lon), priority=prio, status=status, first_seen=SEEN,
+                    last_seen=SEEN, sightings=1, n_observations=1, ranking_version="t",
+                )
+            )  # fmt: skip
+        s.flush()
+        assert refresh_cells(s, datetime.now(UTC))
+    with app.state.sessions() as s:
+        x, y = tile_of(52.4, 13.45, 8)
+        for cells in (False, True):
+            found = features(site_tile(s, 8, x, y, cells=cells), 8, x, y, tmp_path)
+            assert sorted((int(f["count"]), float(f["priority"]), int(f["active"])) for f in found) == [
+                (2, 20.0, 1),
+                (2, 70.0, 0),
+            ], cells
+
+
 def test_plan_cells() -> None:
     now = datetime(2026, 5, 4, 12, tzinfo=UTC)
     ago = lambda s: now - timedelta(seconds=s)  # noqa: E731

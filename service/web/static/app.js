@@ -231,10 +231,10 @@
   }
 
   // More sites than the list page's threshold: the same filters as vector tiles. Single sites from zoom 14
-  // carry id, class, status and priority; below, groups carry their count and highest priority (coloured by
-  // it; a click zooms in).
+  // carry id, class, status and priority; below, groups carry their count, the highest priority of their
+  // sites still to be dealt with and how many those are (coloured by it, grey when none; a click zooms in).
   function siteBand(p) {
-    if (p.status === "rejected" || p.status === "repaired") { return "closed"; }
+    if (p.status === "rejected" || p.status === "repaired" || p.active === 0) { return "closed"; }
     return p.priority >= 70 ? "high" : p.priority >= 40 ? "medium" : "low";
   }
   function showTiles() {
