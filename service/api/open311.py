@@ -15,7 +15,6 @@ CPU core, so the portal gets its answer (and any refusal) at once and nothing wa
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -49,6 +48,7 @@ from service.domain.open311 import (
     check_media,
     errors,
     parse_report,
+    parse_request_id,
     parse_w3c,
     service_list,
     statuses_for,
@@ -207,9 +207,10 @@ def list_requests(
     ids = []
     for raw in (service_request_id or "").split(","):
         if raw.strip():
-            if not re.fullmatch(r"[0-9]{1,18}", raw.strip()):
+            rid = parse_request_id(raw.strip())
+            if rid is None:
                 raise InvalidInput(f"service_request_id must be numbers, got {raw.strip()!r}")
-            ids.append(int(raw))
+            ids.append(rid)
     rows = find_requests(
         session,
         ids=ids,

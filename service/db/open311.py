@@ -15,7 +15,6 @@ Retention deletes it with the contact details (:func:`delete_old_media`).
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -50,6 +49,7 @@ from service.domain.open311 import (
     Photo,
     ReportIn,
     media_path,
+    parse_request_id,
     request_status,
     street_of,
 )
@@ -266,7 +266,7 @@ def discard_photo(sessions: Any, store: ImageStore, photo: Photo) -> None:
 
 def media_key_of(session: Session, request_id: str) -> str:
     """The image store key of a request's anonymized photo; NotFound without one, Gone after retention."""
-    rid = int(request_id) if re.fullmatch(r"[0-9]{1,18}", request_id) else 0
+    rid = parse_request_id(request_id) or 0
     report = session.get(CitizenReport, rid) if rid > 0 else None
     if report is None:
         raise NotFound(f"no service request {request_id!r}")

@@ -206,6 +206,11 @@ def anonymize_photo(image_bgr: np.ndarray[Any, Any], detector: Detector, config:
     return Photo(jpeg, report.width, report.height, report)
 
 
+def parse_request_id(raw: str) -> int | None:
+    """A service request id as the spec's answers give it (1 to 18 digits), else None."""
+    return int(raw) if re.fullmatch(r"[0-9]{1,18}", raw) else None
+
+
 def media_path(report_id: int) -> str:
     """Where the service serves a report's anonymized photo."""
     return f"/open311/v2/media/{report_id}.jpg"

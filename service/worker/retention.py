@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.open311 import CitizenReport, delete_old_contacts, delete_old_media
+from service.db.open311 import delete_old_contacts, delete_old_media, key_in_use
 from service.db.store import ImageStore
 from service.db.tables import Frame
 
@@ -93,14 +93,12 @@ def enforce_retention(
                 .with_for_update(skip_locked=True)
             ).all()
             for frame in frames:
-                key = frame.image_key
-                # Only delete a file no other (younger) frame, nor a citizen's photo, still points at.
-                shared = session.scalar(
-                    select(func.count()).where(Frame.image_key == key, Frame.id != frame.id)
-                ) or session.scalar(select(func.count()).where(CitizenReport.media_key == key))
-                if not shared:
-                    store.delete(key)  # type: ignore[arg-type]
+                key = frame.image_key or ""
                 frame.image_key, frame.image_deleted_at = None, datetime.now(UTC)
+                session.flush()
+                # Only delete a file no other (younger) frame, nor a citizen's photo, still points at.
+                if not key_in_use(session, key):
+                    store.delete(key)
             deleted += len(frames)
         if len(frames) < batch:
             log.info("retention: %d images older than %d days deleted", deleted, days)
