@@ -14,19 +14,16 @@ from service.access.deps import SessionDep, ViewerDep
 from service.db.coverage import DailySummary, coverage_summary, daily_summary, section_coverage
 from service.db.road_tables import RoadSection
 from service.db.roads import section_record
+from service.domain import grades
 from service.domain.params import parse_bbox, parse_date
 from service.errors import InvalidInput
 
 router = APIRouter(prefix="/api/v1", tags=["coverage"])
-# Age classes of the last usable pass, in days (the map's colours); "never" for no usable pass at all.
-AGE_CLASSES = ((90, "0-3 months"), (182, "3-6 months"), (365, "6-12 months"))
 
 
 def age_class(last_usable: str | None, now: datetime) -> str:
-    if last_usable is None:
-        return "never"
-    days = (now - datetime.fromisoformat(last_usable)).days
-    return next((name for limit, name in AGE_CLASSES if days < limit), "over 12 months")
+    """``service.domain.grades.age_class`` of an ISO time as the coverage records carry it."""
+    return grades.age_class(datetime.fromisoformat(last_usable) if last_usable else None, now)
 
 
 @router.get("/coverage/summary", summary="Km surveyed by usable frames within N months, and the rest")

@@ -321,6 +321,19 @@ def grade_section(
     )
 
 
+# Age classes of a section's last usable pass, in days (the coverage colours of the maps and the API);
+# "never" for no usable pass at all.
+AGE_CLASSES = ((90, "0-3 months"), (182, "3-6 months"), (365, "6-12 months"))
+
+
+def age_class(last_usable: datetime | None, now: datetime) -> str:
+    """The coverage class of a section whose last usable pass was ``last_usable`` (None: never)."""
+    if last_usable is None:
+        return "never"
+    days = (now - last_usable).days
+    return next((name for limit, name in AGE_CLASSES if days < limit), "over 12 months")
+
+
 def covered_share(intervals: Iterable[tuple[float, float]], length_m: float) -> float:
     """The share of a section's length covered by the union of seen intervals (metres from its start)."""
     if length_m <= 0:

@@ -30,7 +30,7 @@ from service.db.sections import (
 )
 from service.db.tables import DamageSite
 from service.db.tiles import SECTION_MIN_ZOOM, SectionTileFilter
-from service.domain.grades import TARGET, THRESHOLD, WARNING
+from service.domain.grades import TARGET, THRESHOLD, WARNING, age_class
 from service.domain.history import CONFIRMED, NOT_SEEN_AGAIN, REAPPEARED
 from service.domain.params import parse_date
 from service.errors import NotFound
@@ -42,16 +42,6 @@ PAGE_SIZE = 50
 MAP_LIMIT = 20_000
 REPORT_WORST = 30
 QUEUE_STATES = (NOT_SEEN_AGAIN, REAPPEARED, CONFIRMED)
-# The map's coverage colours: age of the last usable pass in days, the classes of GET /api/v1/coverage
-# (service/api/coverage.py AGE_CLASSES; the web layer does not import the API's modules).
-AGE_CLASSES = ((90, "0-3 months"), (182, "3-6 months"), (365, "6-12 months"))
-
-
-def age_class(last_usable: datetime | None, now: datetime) -> str:
-    if last_usable is None:
-        return "never"
-    days = (now - last_usable).days
-    return next((name for limit, name in AGE_CLASSES if days < limit), "over 12 months")
 
 
 class StreetFilter:
