@@ -31,23 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import table, write_result  # noqa: E402
+from detector.postprocess import box_iou  # noqa: E402
 
 MATCH_IOU = 0.5
 TOUCH_IOU = 0.1
-
-
-def iou_matrix(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4), boxes as x1, y1, x2, y2."""
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return np.asarray(inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9))
 
 
 def edits(
@@ -55,10 +42,11 @@ def edits(
     proposed: list[tuple[int, tuple[float, float, float, float]]],
 ) -> dict[str, int]:
     """Kept, fixed, deleted and added boxes to turn ``proposed`` into ``truth`` (class, box) for one photo."""
-    iou = iou_matrix(
-        np.array([b for _, b in truth], dtype=float).reshape(-1, 4),
-        np.array([b for _, b in proposed], dtype=float).reshape(-1, 4),
-    )
+    boxes = np.array([b for _, b in proposed], dtype=float).reshape(-1, 4)
+    iou = np.zeros((len(truth), len(proposed)))
+    for i, (_, b) in enumerate(truth):
+        if len(proposed):
+            iou[i] = box_iou(np.array(b, dtype=float), boxes)
     out = {"kept": 0, "fixed": 0, "deleted": 0, "added": 0}
     used_t: set[int] = set()
     used_p: set[int] = set()
