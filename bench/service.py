@@ -2,12 +2,20 @@
 
     python bench/service.py throughput [--images 48] [--workers 1,2] [--models fp32,int8] [--photos generated,real]
     python bench/service.py read [--sites 200000] [--observations 1000000] [--requests 60]
+    python bench/service.py profile [--images 300] [--workers 1,2] [--models fp32,int8]
+        [--sizes 1280x720,1920x1080] [--real DIR]
 
 throughput: images per second from upload to stored sites: a timer starts when the first batch is
 sent and stops when the last frame is associated (``located_s``: when the last one was detected and
 located), for each (workers, model, photos) triple. Photos
 (``--photos generated,real``): generated road-like 1280x720 images, and the real samples (``samples/``:
 RDD2022 road photos and two street photos with people) upscaled to 1280x720 and to 1920x1080.
+profile: where each millisecond of a frame goes (ROADWATCH_PROFILE_DIR, ``service/db/profiling.py``):
+per stage of the API's upload handling and of the worker's job, median and p95 ms per frame, the SQL
+time and round trips within each, the job queue's overhead between jobs; the CPU time each process
+(API, workers, PostgreSQL) spent per frame against the wall time; and the ratio of the worker's cost to
+the compute floor of its two models. Photos: half real (``--real``, default ``samples/``; e.g.
+``data/rdd-cm/images/val``), upscaled, half generated, one drive.
 read: GET /api/v1/sites latency (p50/p95) with the given number of generated sites and observations,
 for a few typical queries. Results: a table on stdout and bench/results/service-*.json.
 """
@@ -15,15 +23,18 @@ for a few typical queries. Results: a table on stdout and bench/results/service-
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -203,6 +214,285 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"written to {write_result('service-throughput', {'rows': rows})}")
 
 
+def mixed_photos(n: int, size: tuple[int, int], real_dir: Path) -> list[bytes]:
+    """One drive of ``n`` photos 11 m apart, 1 s apart: even ones real (``real_dir``, cycled, upscaled),
+    odd ones generated."""
+    import cv2
+
+    from geotag import Fix, with_exif
+    from tests.fixtures import T0, gps_jpeg
+
+    files = sorted(real_dir.rglob("*.jpg"))
+    out = []
+    for i in range(n):
+        when, lat = T0 + timedelta(seconds=i), 52.0 + i * 1e-4
+        if i % 2 or not files:
+            out.append(gps_jpeg(lat, 13.0, when, heading=0.0, seed=i, size=size))
+            continue
+        image = cv2.imread(str(files[(i // 2) % len(files)]))
+        ok, jpeg = cv2.imencode(".jpg", cv2.resize(image, size, interpolation=cv2.INTER_CUBIC))
+        assert ok
+        out.append(with_exif(jpeg.tobytes(), when, Fix(lat, 13.0, when, 0.0)))
+    return out
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (0 for one that is gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def postgres_pids() -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if stat.read_text().strip() == "postgres":
+                out.append(int(stat.parent.name))
+        except OSError:
+            continue
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _lines(folder: Path, kind: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for f in sorted(folder.glob(f"{kind}-*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
+
+
+def stage_rows(lines: list[dict[str, Any]], side: str, per: float = 1.0) -> list[dict[str, Any]]:
+    """Median, p95 and mean ms per stage over ``lines`` (each divided by ``per``), SQL ms and round trips."""
+    names = list(dict.fromkeys(k for line in lines for k in line["stages"]))
+    rows = []
+    for name in names:
+        ms = [line["stages"].get(name, 0.0) / per for line in lines]
+        rows.append(
+            {
+                "side": side,
+                "stage": name,
+                "median_ms": statistics.median(ms),
+                "p95_ms": _pct(ms, 0.95),
+                "mean_ms": statistics.fmean(ms),
+                "cpu_ms": statistics.fmean([line["cpu"].get(name, 0.0) / per for line in lines]),
+                "sql_ms": statistics.fmean([line["db_ms"].get(name, 0.0) / per for line in lines]),
+                "round_trips": statistics.fmean([line["db_n"].get(name, 0) / per for line in lines]),
+            }
+        )
+    return rows
+
+
+def queue_gaps_ms(lines: list[dict[str, Any]]) -> list[float]:
+    """Per worker process, the time between the end of one job and the start of the next (fetching the
+    next job, finishing the last): the job queue's overhead while it is busy."""
+    gaps = []
+    for pid in {line["pid"] for line in lines}:
+        jobs = sorted((line["start"], line["end"]) for line in lines if line["pid"] == pid)
+        gaps += [1000 * (b[0] - a[1]) for a, b in itertools.pairwise(jobs)]
+    return gaps
+
+
+def compute_floor_ms(damage: Path, privacy: Path) -> dict[str, float]:
+    """Both models' GFLOPs at the float32 matrix-multiply rate of one thread (as bench/detector.py)."""
+    from bench.detector import matmul_gflops, model_gflops
+
+    rate = matmul_gflops(1)
+    g_damage, g_privacy = model_gflops(damage), model_gflops(privacy)
+    return {
+        "damage_gflops": g_damage,
+        "privacy_gflops": g_privacy,
+        "matmul_gflops_per_s": rate,
+        "floor_ms": 1000 * (g_damage + g_privacy) / rate,
+    }
+
+
+def profile(args: argparse.Namespace) -> None:
+
+    manifest = json.loads((ROOT / "weights/manifest.json").read_text())
+    default = next(m for m in manifest["models"] if m["name"] == manifest["default"])
+    files = {
+        m["precision"]: ROOT / "weights" / m["file"]
+        for m in manifest["models"]
+        if m["version"] == default["version"]
+    }
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    runs, all_stages = [], []
+    for size in sizes:
+        images = mixed_photos(args.images, size, args.real)
+        for precision in args.models.split(","):
+            for workers in (int(w) for w in args.workers.split(",")):
+                run, stages = _profile_run(args, images, size, files[precision], precision, workers)
+                runs.append(run)
+                all_stages += stages
+                print(
+                    table(
+                        stages,
+                        [
+                            "stage",
+                            "side",
+                            "median_ms",
+                            "p95_ms",
+                            "mean_ms",
+                            "cpu_ms",
+                            "sql_ms",
+                            "round_trips",
+                        ],
+                    )
+                )
+                print(table([run], list(run)), flush=True)
+    floor = compute_floor_ms(files["fp32"], ROOT / "weights/privacy-persons-vehicles.onnx")
+    for run in runs:
+        run["cost_over_floor"] = run["cpu_ms_per_frame"] / floor["floor_ms"]
+    columns = [
+        "size",
+        "model",
+        "workers",
+        "images",
+        "seconds",
+        "images_per_s",
+        "wall_core_ms_per_frame",
+        "api_cpu_ms",
+        "worker_cpu_ms",
+        "postgres_cpu_ms",
+        "cpu_ms_per_frame",
+        "stages_cpu_ms",
+        "stages_sum_ms",
+        "queue_gap_ms",
+        "cost_over_floor",
+        "worker_rss_mb",
+        "api_rss_mb",
+    ]
+    print(table(runs, columns))
+    print(
+        f"compute floor: damage {floor['damage_gflops']:.2f} + privacy {floor['privacy_gflops']:.2f} GFLOPs "
+        f"at {floor['matmul_gflops_per_s']:.1f} GFLOP/s (1 thread) = {floor['floor_ms']:.1f} ms per frame"
+    )
+    result = {
+        "images": args.images,
+        "real": str(args.real),
+        "floor": floor,
+        "runs": runs,
+        "stages": all_stages,
+    }
+    print(f"written to {write_result('service-profile', result)}")
+
+
+def _profile_run(
+    args: argparse.Namespace,
+    images: list[bytes],
+    size: tuple[int, ...],
+    model: Path,
+    precision: str,
+    workers: int,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from sqlalchemy import create_engine, text
+
+    url = scratch_database("roadwatch_bench_profile")
+    token, _, _ = credentials(url)
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="rw-bench-")
+    folder = Path(tempfile.mkdtemp(prefix="rw-profile-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "ROADWATCH_DATA_DIR": data_dir,
+        "ROADWATCH_MODEL_PATH": str(model),
+        "ROADWATCH_THREADS": "1",
+        "ROADWATCH_PROFILE_DIR": str(folder),
+    }
+    api = start(["serve", "--port", str(port)], env)
+    procs = [api] + [start(["worker"], env) for _ in range(workers)]
+    base = f"http://127.0.0.1:{port}"
+    engine = create_engine(url)
+    try:
+        wait_http(base + "/health")
+        time.sleep(3)  # workers loaded their models
+        pids = [p.pid for p in procs]
+        before = {pid: cpu_s([pid]) for pid in pids}
+        pg_before = {pid: cpu_s([pid]) for pid in postgres_pids()}
+        began = time.perf_counter()
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
+            for k in range(0, len(images), 8):
+                parts = [
+                    ("images", (f"{k + j}.jpg", images[k + j], "image/jpeg"))
+                    for j in range(min(8, len(images) - k))
+                ]
+                assert client.post("/api/v1/batches", files=parts).status_code == 202
+        while True:
+            with engine.connect() as conn:
+                if conn.execute(text(UNFINISHED)).scalar() == 0:
+                    break
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - began
+        cpu = {pid: cpu_s([pid]) - before[pid] for pid in pids}
+        pg_now = postgres_pids()
+        pg_cpu = sum(cpu_s([pid]) - pg_before.get(pid, 0.0) for pid in pg_now)
+        rss = {pid: rss_mb(pid) for pid in pids}
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(20)
+        engine.dispose()
+    n = len(images)
+    uploads, jobs, queue = _lines(folder, "upload"), _lines(folder, "worker"), _lines(folder, "queue")
+    stages = stage_rows(uploads, "api") + stage_rows(queue, "api", per=8.0) + stage_rows(jobs, "worker")
+    gaps = queue_gaps_ms(jobs)
+    stages.append(
+        {
+            "side": "worker",
+            "stage": "job queue (between jobs)",
+            "median_ms": statistics.median(gaps) if gaps else 0.0,
+            "p95_ms": _pct(gaps, 0.95),
+            "mean_ms": statistics.fmean(gaps) if gaps else 0.0,
+            "cpu_ms": 0.0,
+            "sql_ms": 0.0,
+            "round_trips": 0.0,
+        }
+    )
+    config = {"size": f"{size[0]}x{size[1]}", "model": precision, "workers": workers}
+    for row in stages:
+        row.update(config)
+    run = {
+        **config,
+        "images": n,
+        "seconds": elapsed,
+        "images_per_s": n / elapsed,
+        "wall_core_ms_per_frame": 1000 * elapsed * (os.cpu_count() or 1) / n,
+        "api_cpu_ms": 1000 * cpu[api.pid] / n,
+        "worker_cpu_ms": 1000 * sum(v for k, v in cpu.items() if k != api.pid) / n,
+        "postgres_cpu_ms": 1000 * pg_cpu / n,
+        "cpu_ms_per_frame": 1000 * (sum(cpu.values()) + pg_cpu) / n,
+        "stages_sum_ms": sum(r["mean_ms"] for r in stages),
+        "stages_cpu_ms": sum(r["cpu_ms"] for r in stages),
+        "queue_gap_ms": statistics.median(gaps) if gaps else 0.0,
+        "checkouts_per_frame": statistics.fmean([line["checkouts"] for line in jobs]) if jobs else 0.0,
+        "worker_rss_mb": max(v for k, v in rss.items() if k != api.pid),
+        "api_rss_mb": rss[api.pid],
+        "jobs": len(jobs),
+    }
+    return run, stages
+
+
 def populate(url: str, n_sites: int, n_obs: int) -> None:
     """Generated sites, frames and observations, loaded with COPY (fast)."""
     import psycopg
@@ -351,12 +641,18 @@ def main() -> int:
     p.add_argument("--workers", default="1,2")
     p.add_argument("--models", default="fp32,int8")
     p.add_argument("--photos", default="generated,real", help="generated and/or real (samples/, upscaled)")
+    p = sub.add_parser("profile")
+    p.add_argument("--images", type=int, default=300)
+    p.add_argument("--workers", default="1,2")
+    p.add_argument("--models", default="fp32,int8")
+    p.add_argument("--sizes", default="1280x720,1920x1080")
+    p.add_argument("--real", type=Path, default=ROOT / "samples", help="real photos (cycled, upscaled)")
     p = sub.add_parser("read")
     p.add_argument("--sites", type=int, default=200_000)
     p.add_argument("--observations", type=int, default=1_000_000)
     p.add_argument("--requests", type=int, default=60)
     args = parser.parse_args()
-    throughput(args) if args.command == "throughput" else read_latency(args)
+    {"throughput": throughput, "read": read_latency, "profile": profile}[args.command](args)
     return 0
 
 

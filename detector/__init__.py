@@ -8,7 +8,7 @@ Errors (one small tree, all subclasses of :class:`DetectorError`):
 
 from detector.errors import DetectorError, ImageError, ModelError
 from detector.model import Detector
-from detector.preprocess import decode_image, read_image
+from detector.preprocess import check_image, decode_image, read_image
 from detector.records import Detection
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "DetectorError",
     "ImageError",
     "ModelError",
+    "check_image",
     "decode_image",
     "read_image",
 ]

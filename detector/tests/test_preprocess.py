@@ -10,7 +10,7 @@ from PIL import Image
 
 from detector.errors import ImageError
 from detector.postprocess import to_source
-from detector.preprocess import PAD_VALUE, decode_image, letterbox, to_tensor, to_uint8_tensor
+from detector.preprocess import PAD_VALUE, check_image, decode_image, letterbox, to_tensor, to_uint8_tensor
 
 
 @pytest.mark.parametrize(("w", "h"), [(1920, 1080), (1080, 1920), (640, 640), (333, 101)])
@@ -70,6 +70,30 @@ def test_decode_applies_exif_orientation() -> None:
     exif[0x0112] = 6  # rotate 90 CW on display
     decoded = decode_image(_jpeg(image, exif=exif.tobytes()))
     assert decoded.shape[:2] == (40, 20)
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+@pytest.mark.parametrize("size", [(40, 20), (1283, 722), (1001, 1002), (64, 64)])
+def test_check_gives_the_size_decode_gives(size: tuple[int, int], orientation: int) -> None:
+    # The cheap check at upload and the worker's full decode agree on the frame's size (what locating
+    # a detection on the ground depends on), rotated or not, also when 1/8 scale cannot tell.
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _jpeg(Image.new("RGB", size, (90, 90, 90)), exif=exif.tobytes())
+    height, width = decode_image(data).shape[:2]
+    assert check_image(data) == (width, height)
+    png = cv2.imencode(".png", np.zeros((size[1], size[0], 3), np.uint8))[1].tobytes()
+    assert check_image(png) == size
+
+
+def test_check_refuses_what_decode_refuses() -> None:
+    data = _jpeg(Image.new("RGB", (640, 480), (10, 200, 30)), quality=95)
+    for cut in (len(data) // 3, len(data) - 50):
+        with pytest.raises(ImageError, match="corrupt or truncated"):
+            check_image(data[:cut])
+    for garbage in (b"", b"this is text, not an image"):
+        with pytest.raises(ImageError):
+            check_image(garbage)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from geotag import Track, TrackError, parse_track
 from service.access.deps import SessionDep, SettingsDep, VehicleDep
 from service.api.schemas import BatchOut, ImageResultOut, MissingOut
+from service.db import profiling
 from service.db.frames import BatchResult, ImageResult, create_batch, finish_batch, ingest_image
 from service.db.tables import Frame, Vehicle
 from service.domain.statuses import FrameStatus, UploadStatus
@@ -154,6 +155,11 @@ async def _ingest_all(
     return result
 
 
+@profiling.profiled("queue")
+def _defer(jobs: Any, frame_ids: list[int]) -> int:
+    return defer_frames(jobs, frame_ids)
+
+
 @router.post(
     "/batches",
     status_code=status.HTTP_202_ACCEPTED,
@@ -181,7 +187,7 @@ async def upload_batch(
     queued = result.frame_ids_to_process()
     if queued:
         try:  # stored frames are safe; a failed enqueue is repaired by the workers' janitor
-            await run_in_threadpool(defer_frames, request.app.state.jobs, queued)
+            await run_in_threadpool(_defer, request.app.state.jobs, queued)
         except Exception:  # whatever the queue raised: the frames are stored, the janitor queues them
             log.exception("could not queue frames %s; the janitor will", queued)
     counts = result.counts()

@@ -131,10 +131,20 @@ def _migrate(settings: Settings, args: argparse.Namespace, parser: argparse.Argu
     return 0
 
 
+def _compute_threads(settings: Settings) -> None:
+    """OpenCV's threads as ONNX Runtime's (``ROADWATCH_THREADS``, default 1): with one process per core
+    (workers and the API), more threads per process only make them wait for each other."""
+    import cv2
+
+    cv2.setNumThreads(settings.threads)
+
+
 def _serve(settings: Settings, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import uvicorn
 
     from service.app import create_app
+
+    _compute_threads(settings)
 
     uvicorn.run(create_app(settings), host=args.host, port=args.port)
     return 0
@@ -144,6 +154,7 @@ def _worker(settings: Settings, args: argparse.Namespace, parser: argparse.Argum
     from service.worker.context import worker_context
     from service.worker.jobs import run_worker
 
+    _compute_threads(settings)
     asyncio.run(run_worker(settings, worker_context(settings), args.concurrency))
     return 0
 

@@ -8,9 +8,13 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.profiling import PROFILER
+
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:
-    return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    PROFILER.watch(engine)  # off unless ROADWATCH_PROFILE_DIR is set
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -18,8 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from detector import ImageError, decode_image
+from detector import ImageError, check_image
 from geotag import ExifInfo, Fix, Track, interpolate, read_exif
+from service.db import profiling
 from service.db.store import ImageStore
 from service.db.tables import Frame, UploadBatch, Vehicle, point
 from service.domain.params import parse_timestamp
@@ -103,6 +104,7 @@ def locate_upload(
     return fix, source if fix is not None else "none", captured_at, time_source
 
 
+@profiling.profiled("upload")
 def ingest_image(
     session_factory: sessionmaker[Session],
     originals: ImageStore,
@@ -125,22 +127,25 @@ def ingest_image(
     """
     # One upload in order (duplicate, decode limits, locate, store, row, race with a concurrent upload): each
     # early return is an answer the client gets; splitting would scatter them.
-    digest = hashlib.sha256(data).hexdigest()
-    with session_factory() as session:
-        existing = session.execute(
-            select(Frame.id, Frame.vehicle_id, Frame.status).where(Frame.sha256 == digest)
-        ).first()
+    with profiling.stage("hash and duplicate"):
+        digest = hashlib.sha256(data).hexdigest()
+        with session_factory() as session:
+            existing = session.execute(
+                select(Frame.id, Frame.vehicle_id, Frame.status).where(Frame.sha256 == digest)
+            ).first()
     if existing is not None and existing.status != FrameStatus.FAILED and existing.vehicle_id == vehicle.id:
         return ImageResult(filename, UploadStatus.DUPLICATE, digest, existing.id)
     try:
-        image = decode_image(data, max_pixels)  # content decides, not the file name
+        with profiling.stage("check image"):
+            # Content decides, not the file name; the worker decodes in full (once), this checks.
+            width, height = check_image(data, max_pixels)
     except ImageError as exc:
         return ImageResult(filename, UploadStatus.REJECTED, digest, reason=str(exc))
-    height, width = image.shape[:2]
     try:
-        fix, source, captured_at, time_source = locate_upload(
-            read_exif(data), image_meta, track, clock_offset_s, track_max_gap_s, datetime.now(UTC)
-        )
+        with profiling.stage("exif and locate"):
+            fix, source, captured_at, time_source = locate_upload(
+                read_exif(data), image_meta, track, clock_offset_s, track_max_gap_s, datetime.now(UTC)
+            )
     except (ValueError, TypeError, OverflowError) as exc:  # Overflow: a time or offset beyond year 1..9999
         return ImageResult(filename, UploadStatus.REJECTED, digest, reason=f"invalid metadata: {exc}")
     status = UploadStatus.QUEUED if fix else UploadStatus.NO_LOCATION
@@ -161,7 +166,8 @@ def ingest_image(
         "status": FrameStatus.QUEUED if fix else FrameStatus.NO_LOCATION,
         "image_key": None,  # set once the worker has stored the anonymized copy
     }
-    originals.put(digest, data)  # fsynced before the row that points at it is committed
+    with profiling.stage("store"):
+        originals.put(digest, data)  # fsynced before the row that points at it is committed
     if existing is not None:
         frame_id = _start_over(session_factory, existing.id, fields)
         if frame_id is None:  # someone else took it again at the same moment
@@ -169,7 +175,7 @@ def ingest_image(
         return ImageResult(filename, status, digest, frame_id, location_source=source)
     frame = Frame(sha256=digest, **fields)
     try:
-        with session_factory() as session, session.begin():
+        with profiling.stage("frame row"), session_factory() as session, session.begin():
             session.add(frame)
     except IntegrityError:  # the same bytes arrived concurrently: the other request stored them
         with session_factory() as session:

@@ -9,6 +9,7 @@ frame or site is being attached to sections it is removing.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -267,24 +268,25 @@ def cap_low_trust(site: DamageSite, survey: SiteSurvey | None) -> None:
     site.priority = min(site.priority, LOW_TRUST_MAX_PRIORITY)
 
 
-_SITES_OF_DRIVE = text(
+_SITES_OF_DRIVES = text(
     """
     SELECT DISTINCT o.site_id FROM observation o
     JOIN drive_frame df ON df.frame_id = o.frame_id
-    WHERE df.drive_id = (SELECT drive_id FROM drive_frame WHERE frame_id = :frame)
-      AND o.site_id IS NOT NULL
+    WHERE df.drive_id = ANY(:drives) AND o.site_id IS NOT NULL
     ORDER BY o.site_id
     """
 )
 
 
-def refresh_sites_of_drive(sessions: sessionmaker[Session], frame_id: int, ranking: RankingConfig) -> int:
-    """Once the frame's drive is associated, rescore its sites: each gets its section and, when only
-    unusable frames saw it, the low-trust cap (association creates sites before they have ids)."""
+def refresh_sites_of_drives(
+    sessions: sessionmaker[Session], drive_ids: Sequence[int], ranking: RankingConfig
+) -> int:
+    """Once drives are associated, rescore their sites: each gets its section and, when only unusable
+    frames saw it, the low-trust cap (association creates sites before they have ids)."""
     from service.db.sites import rescore
 
     with sessions() as session, session.begin():
-        ids = list(session.scalars(_SITES_OF_DRIVE, {"frame": frame_id}))
+        ids = list(session.scalars(_SITES_OF_DRIVES, {"drives": list(drive_ids)}))
         if not ids:
             return 0
         for site in session.scalars(
@@ -292,3 +294,10 @@ def refresh_sites_of_drive(sessions: sessionmaker[Session], frame_id: int, ranki
         ):
             rescore(site, ranking)
     return len(ids)
+
+
+def refresh_sites_of_drive(sessions: sessionmaker[Session], frame_id: int, ranking: RankingConfig) -> int:
+    """:func:`refresh_sites_of_drives` for the drive of one frame (0 when it is in none yet)."""
+    with sessions() as session:
+        drive = session.scalar(text("SELECT drive_id FROM drive_frame WHERE frame_id = :f"), {"f": frame_id})
+    return 0 if drive is None else refresh_sites_of_drives(sessions, [drive], ranking)

@@ -165,7 +165,7 @@ def test_a_drive_waits_for_its_last_frame_and_rerunning_changes_nothing(client, 
         assert process_frame(ctx, fid) == "done"
     assert _counts(ctx)[0] == 0  # the third frame of the drive is not located yet
     # A crash after locating the last frame, before association: its retried job associates.
-    assert _process_frame(ctx, ids[2]) == "done"
+    assert _process_frame(ctx, ids[2])[0] == "done"
     assert _counts(ctx)[0] == 0
     assert process_frame(ctx, ids[2]) == "done"
     sites, sightings, n_obs, drives, linked = _counts(ctx)
@@ -275,7 +275,7 @@ def test_the_janitor_associates_drives_left_behind(client, vehicle_token, ctx) -
     from service.worker.drives import associate_stale
 
     frame_id = upload(client, vehicle_token, "a.jpg", gps_jpeg(LAT, LON, T0, heading=90.0, seed=61))
-    assert _process_frame(ctx, frame_id) == "done"  # located; the worker was lost before associating
+    assert _process_frame(ctx, frame_id)[0] == "done"  # located; the worker was lost before associating
     kwargs = {"config": AssociationConfig(), "model_version_id": None, "ranking": DEFAULT_CONFIG}
     assert associate_stale(ctx.sessions, older_than_s=3600.0, **kwargs) == 0  # too recent to be stale
     assert associate_stale(ctx.sessions, older_than_s=0.0, **kwargs) == 1

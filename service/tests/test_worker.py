@@ -124,15 +124,14 @@ def test_worker_killed_mid_frame_is_retried_and_counts_once(client, app, vehicle
             )
 
     def observations_in_flight() -> bool:
-        # Past anonymization (committed, so visible) and inside the final transaction, whose
-        # uncommitted observations hold the frame row lock. (Anonymization locks the row briefly too.)
+        # Inside the final transaction, whose uncommitted observations hold the frame row lock (the
+        # anonymized copy is stored by then; the frame points at it only once this commits).
         with app.state.sessions() as s:
-            anonymized = s.scalar(text("SELECT anonymized_at FROM frame WHERE id = :f"), {"f": frame_id})
             locked = s.execute(
                 text("SELECT 1 FROM frame WHERE id = :f FOR UPDATE SKIP LOCKED"), {"f": frame_id}
             ).first()
             s.rollback()
-        return anonymized is not None and locked is None
+        return locked is None
 
     wait_for(
         lambda: job_status() == "doing" and observations_in_flight(), 60, "the worker to be inside the frame"
@@ -142,9 +141,9 @@ def test_worker_killed_mid_frame_is_retried_and_counts_once(client, app, vehicle
     with app.state.sessions() as s:  # the killed transaction left nothing behind
         assert s.get(Frame, frame_id).status == "queued"
         assert s.scalar(select(func.count()).select_from(Observation)) == 0
-        # Anonymization had committed before the kill; the upload is kept until detection commits.
+        # Not even the pointer to the anonymized copy; the upload is kept until detection commits.
         image_key = s.get(Frame, frame_id).image_key
-    assert image_key is not None and len(uploads_left(app)) == 1
+    assert image_key is None and len(uploads_left(app)) == 1
     start_worker()  # a fresh worker notices the stalled job (no heartbeat) and retries it
     wait_for(lambda: frame_statuses(app) == ["done"], 90, "the retried job to finish")
     # The retry detects on the original, as the first try did (not on the blurred copy).
@@ -168,4 +167,5 @@ def test_worker_killed_mid_frame_is_retried_and_counts_once(client, app, vehicle
             text("SELECT attempts FROM procrastinate_jobs WHERE args->>'frame_id' = :f"), {"f": str(frame_id)}
         )
         stalls = s.get(Frame, frame_id).stall_count
+        assert s.get(Frame, frame_id).image_key is not None  # the retry stored and pointed at the copy
     assert attempts >= 1 and stalls == 1  # counted by the janitor, far from the limit

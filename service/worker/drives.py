@@ -6,6 +6,7 @@ janitor associates drives left behind (a worker lost between locating and associ
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from geoalchemy2.shape import to_shape
@@ -26,6 +27,15 @@ from service.worker.association import (
     AssociationConfig,
     associate_segment,
 )
+
+
+@dataclass(frozen=True)
+class FrameSeen:
+    """A located frame's vehicle and capture time: what association needs of it (the pipeline has read
+    them already)."""
+
+    vehicle_id: int
+    captured_at: datetime | None
 
 
 def _segments(
@@ -90,20 +100,25 @@ def associate_ready(
     model_version_id: int | None,
     ranking: RankingConfig,
     before_write: Callable[[], None] | None = None,
+    seen: FrameSeen | None = None,
 ) -> list[int]:
     """Associate every drive of the frame's vehicle near it whose frames are all located (none still
     queued) and that has located frames not yet associated: one transaction per drive segment.
 
     Returns the ids of the drives written. Safe to call any number of times and from any number of
     workers: a frame joins a drive once (``drive_frame``'s primary key, checked under the vehicle's lock).
+    ``seen``: the frame's vehicle and time when the caller has them (None: read here; a frame without a
+    position is in no drive).
     """
     # Check, lock, check again, associate: the second check under the vehicle lock is the point, so the
     # sequence stays together.
     with sessions() as session:
-        frame = session.get(Frame, frame_id)
-        if frame is None or frame.position is None:
-            return []
-        vehicle_id, around = frame.vehicle_id, frame.captured_at
+        if seen is None:
+            frame = session.get(Frame, frame_id)
+            if frame is None or frame.position is None:
+                return []
+            seen = FrameSeen(frame.vehicle_id, frame.captured_at)
+        vehicle_id, around = seen.vehicle_id, seen.captured_at
         if around is not None and session.scalar(  # cheap and common: a neighbour is still queued
             select(
                 exists().where(

@@ -47,9 +47,11 @@ def make_app(settings: Settings, context: WorkerContext | None = None) -> procra
 
     @app.task(name=TASK, queue=QUEUE, retry=FRAME_RETRY)
     def process_frame(frame_id: int) -> str:
+        from service.db.profiling import PROFILER
         from service.worker.pipeline import process_frame as run
 
-        return run(ctx(), frame_id)
+        with PROFILER.frame("worker", frame=frame_id):
+            return run(ctx(), frame_id)
 
     _periodic_tasks(app, ctx)
     return app
@@ -129,7 +131,19 @@ def _periodic_tasks(app: procrastinate.App, ctx: Callable[[], WorkerContext]) ->
 
 
 def defer_frames(app: procrastinate.App, frame_ids: list[int]) -> int:
-    """Queue a job per frame; a frame that already has a waiting job is skipped. Returns queued count."""
+    """Queue a job per frame; a frame that already has a waiting job is skipped. Returns queued count.
+
+    All in one statement when none has a waiting job (an upload's batch: one round trip, not one per
+    photo); otherwise (the statement inserted nothing) one by one, skipping those.
+    """
+    jobs = [app.configure_task(TASK, queueing_lock=lock_for(f)).make_new_job(frame_id=f) for f in frame_ids]
+    if not jobs:
+        return 0
+    try:
+        app.job_manager.batch_defer_jobs(jobs)
+        return len(jobs)
+    except procrastinate.exceptions.AlreadyEnqueued:
+        pass
     queued = 0
     for frame_id in frame_ids:
         try:
