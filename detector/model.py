@@ -39,6 +39,9 @@ def _parse_imgsz(raw: str) -> int:
     return int(sizes[0])
 
 
+STRIDE = 32  # the largest stride of the YOLO heads: input sides must be multiples of it
+
+
 class Detector:
     """A YOLO detection model exported to ONNX by ultralytics, run with ONNX Runtime."""
 
@@ -49,8 +52,11 @@ class Detector:
         self.input_name = session.get_inputs()[0].name
         # Float models take pixel / 255; our int8 exports take the uint8 pixels themselves.
         self.uint8_input = session.get_inputs()[0].type == "tensor(uint8)"
-        batch_dim = session.get_inputs()[0].shape[0]
+        batch_dim, *_, height_dim, width_dim = session.get_inputs()[0].shape
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
+        # A model exported with dynamic height and width takes each frame letterboxed only to the next
+        # multiple of its stride (32), not to a square: the grey padding costs nothing then.
+        self.stride = None if isinstance(height_dim, int) and isinstance(width_dim, int) else STRIDE
 
     @classmethod
     def from_path(cls, path: Path | str, threads: int | None = None) -> Detector:
@@ -106,8 +112,10 @@ class Detector:
         multi_label: bool = False,
     ) -> list[list[Detection]]:
         """Detections of several images; one inference call per batch the model accepts."""
-        prepared = [letterbox(img, self.imgsz) for img in images]
-        step = self.fixed_batch or max(len(prepared), 1)
+        prepared = [letterbox(img, self.imgsz, self.stride) for img in images]
+        # Frames of different shapes cannot share a batch on a dynamic-size model: one call each then.
+        same = len({p[0].shape for p in prepared}) <= 1
+        step = self.fixed_batch or (max(len(prepared), 1) if same else 1)
         results: list[list[Detection]] = []
         for start in range(0, len(prepared), step):
             chunk = prepared[start : start + step]

@@ -27,6 +27,25 @@ def test_letterbox_round_trip(w: int, h: int) -> None:
     np.testing.assert_allclose(to_source(inp, lb), src, atol=1e-3)
 
 
+@pytest.mark.parametrize(
+    ("w", "h", "shape"),
+    [(1920, 1080, (384, 640)), (1280, 720, (384, 640)), (640, 480, (480, 640)), (1080, 1920, (640, 384))],
+)
+def test_letterbox_to_the_stride_pads_only_what_the_model_needs(
+    w: int, h: int, shape: tuple[int, int]
+) -> None:
+    image = np.full((h, w, 3), 7, np.uint8)
+    out, lb = letterbox(image, 640, stride=32)
+    square, square_lb = letterbox(image, 640)
+    assert out.shape[:2] == shape and lb.gain == square_lb.gain  # the same pixels, less padding
+    assert (out == 7).sum() == (square == 7).sum()
+    src = np.array([[0, 0, w, h], [w * 0.25, h * 0.4, w * 0.5, h * 0.9]], np.float32)
+    inp = src.copy()
+    inp[:, [0, 2]] = inp[:, [0, 2]] * lb.gain + lb.pad_x
+    inp[:, [1, 3]] = inp[:, [1, 3]] * lb.gain + lb.pad_y
+    np.testing.assert_allclose(to_source(inp, lb), src, atol=1e-3)
+
+
 def test_letterbox_pads_grey_and_centres() -> None:
     image = np.full((1080, 1920, 3), 7, np.uint8)
     out, lb = letterbox(image, 416)
