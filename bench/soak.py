@@ -2,6 +2,11 @@
 process on real PostGIS, with a share of hostile requests; counts errors and samples the API's memory.
 
     python bench/soak.py [--uploaders 20] [--duration-s 120] [--batch 4] [--workers 0]
+        [--size 320x240] [--interval-s 0]
+
+The memory run of issue 17: ``--workers 2 --size 1280x720 --duration-s 600 --interval-s 3`` (20 vehicles
+each sending a batch of 4 dashcam-sized photos every 3 s, about 27 photos per second, while 2 workers
+process them): the workers' memory is sampled too, and the frames processed and failed are counted.
 
 Each uploader is its own vehicle: it asks ``/frames/missing``, sends a batch of fresh generated photos,
 sends one of them again (``duplicate``), and every few rounds one hostile request (no token: 401; a
@@ -31,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import scratch_database, table, write_result  # noqa: E402
 from bench.service import free_port, wait_http  # noqa: E402
+from tests.fixtures import T0  # noqa: E402
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -56,8 +62,40 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+class PhotoSource:
+    """Unique photos of one size, cheap enough that 20 uploaders do not starve the server of CPU: a small
+    size is generated per photo; a dashcam size takes one of 16 pre-encoded road images and writes its
+    own EXIF (time, position) into it, so every photo's bytes differ."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        from tests.fixtures import gps_jpeg
+
+        self.size = size
+        self.pool = (
+            [gps_jpeg(None, None, None, seed=k, size=size) for k in range(16)] if size[0] > 640 else []
+        )
+
+    def __call__(self, lat: float, when: Any, seed: int) -> bytes:
+        from geotag import Fix, with_exif
+        from tests.fixtures import gps_jpeg
+
+        if not self.pool:
+            return gps_jpeg(lat, 13.0, when, heading=0.0, seed=seed, size=self.size)
+        return with_exif(self.pool[seed % len(self.pool)], when, Fix(lat, 13.0, when, 0.0))
+
+
 class Uploader(threading.Thread):
-    def __init__(self, index: int, base: str, token: str, batch: int, stop: threading.Event, log: list[Any]):
+    def __init__(
+        self,
+        index: int,
+        base: str,
+        token: str,
+        batch: int,
+        stop: threading.Event,
+        log: list[Any],
+        photo: PhotoSource,
+        interval_s: float = 0.0,
+    ):
         super().__init__(daemon=True)
         self.index, self.base, self.token, self.batch, self.stop, self.log = (
             index,
@@ -67,22 +105,17 @@ class Uploader(threading.Thread):
             stop,
             log,
         )
+        self.photo, self.interval_s = photo, interval_s
 
     def record(self, kind: str, ok: bool, detail: str = "") -> None:
         self.log.append((time.monotonic(), kind, ok, detail))
 
     def photos(self, round_no: int) -> list[bytes]:
-        from tests.fixtures import T0, gps_jpeg
-
-        seed = (self.index * 100_000 + round_no * self.batch) % 2**31
         return [
-            gps_jpeg(
+            self.photo(
                 52.0 + self.index * 1e-3 + (round_no * self.batch + k) * 1e-5,
-                13.0,
                 T0 + timedelta(seconds=round_no * self.batch + k),
-                heading=0.0,
-                seed=seed + k,
-                size=(320, 240),
+                (self.index * 100_000 + round_no * self.batch + k) % 2**31,
             )
             for k in range(self.batch)
         ]
@@ -146,9 +179,38 @@ class Uploader(threading.Thread):
                     self.record("duplicate", ok, "" if ok else f"{again.status_code} {again.text[:120]}")
                     if round_no % 3 == 2:
                         self.hostile(client, round_no)
+                    if self.interval_s:
+                        self.stop.wait(self.interval_s)
                 except Exception as exc:  # a refused connection, a timeout: an error of the soak
                     self.record("exception", False, f"{type(exc).__name__}: {exc}"[:200])
                 round_no += 1
+
+
+MEMORY_COLUMNS = ("process", "start_mb", "after_warmup_mb", "max_mb", "end_mb", "growth_after_warmup_mb")
+
+
+def memory_summary(series: list[tuple[float, float]], warmup_s: float) -> dict[str, float]:
+    """Resident memory of one process: at start, after the warm-up, its peak, at the end, and the growth
+    from the warm-up to the end (flat: close to 0)."""
+    after = [m for t, m in series if t >= warmup_s] or [series[-1][1]]
+    return {
+        "start_mb": round(series[0][1], 1),
+        "after_warmup_mb": round(after[0], 1),
+        "max_mb": round(max(m for _, m in series), 1),
+        "end_mb": round(series[-1][1], 1),
+        "growth_after_warmup_mb": round(series[-1][1] - after[0], 1),
+    }
+
+
+def frame_counts(url: str) -> dict[str, int]:
+    """Frames by status when the uploads stopped (queued: the workers' backlog)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT status::text, count(*) FROM frame GROUP BY 1")).all()
+    engine.dispose()
+    return {status: n for status, n in rows}
 
 
 def main() -> None:
@@ -161,7 +223,12 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="worker processes beside the API (0: API only)"
     )
+    parser.add_argument("--size", default="320x240", help="photo size, e.g. 1280x720 (dashcam)")
+    parser.add_argument("--interval-s", type=float, default=0.0, help="each uploader's pause between rounds")
+    parser.add_argument("--warmup-s", type=float, default=60.0, help="memory growth is counted after this")
     args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    photo = PhotoSource((width, height))
 
     url = scratch_database("roadwatch_bench_soak")
     tokens = vehicles(url, args.uploaders)
@@ -176,17 +243,24 @@ def main() -> None:
         log: list[Any] = []
         stop = threading.Event()
         started = time.monotonic()
-        memory = [(0.0, rss_mb(api.pid))]
-        threads = [Uploader(i, base, t, args.batch, stop, log) for i, t in enumerate(tokens)]
+        procs = {"api": api, **{f"worker-{i}": w for i, w in enumerate(workers)}}
+        samples = {name: [(0.0, rss_mb(p.pid))] for name, p in procs.items()}
+        memory = samples["api"]
+        threads = [
+            Uploader(i, base, t, args.batch, stop, log, photo, args.interval_s) for i, t in enumerate(tokens)
+        ]
         for thread in threads:
             thread.start()
         while time.monotonic() - started < args.duration_s:
             time.sleep(5)
-            memory.append((time.monotonic() - started, rss_mb(api.pid)))
+            for name, p in procs.items():
+                samples[name].append((time.monotonic() - started, rss_mb(p.pid)))
         stop.set()
         for thread in threads:
             thread.join(90)
-        memory.append((time.monotonic() - started, rss_mb(api.pid)))
+        for name, p in procs.items():
+            samples[name].append((time.monotonic() - started, rss_mb(p.pid)))
+        frames = frame_counts(url)
     finally:
         for proc in [api, *workers]:
             proc.terminate()
@@ -227,6 +301,13 @@ def main() -> None:
         "rss_mb_end": round(memory[-1][1], 1),
         "memory": [{"t_s": round(t, 1), "rss_mb": round(m, 1)} for t, m in memory],
         "per_15_s": rows,
+        "size": args.size,
+        "interval_s": args.interval_s,
+        "frames": frames,
+        "processes": {name: memory_summary(series, args.warmup_s) for name, series in samples.items()},
+        "worker_memory": {
+            name: [round(m, 1) for _, m in series] for name, series in samples.items() if name != "api"
+        },
     }
     print(table(rows, ["from_s", "requests", "errors", "rss_mb"]))
     print(
@@ -234,6 +315,8 @@ def main() -> None:
         f"API memory {summary['rss_mb_start']} MB at start, {summary['rss_mb_after_warmup']} MB after 5 s, "
         f"max {summary['rss_mb_max']} MB, {summary['rss_mb_end']} MB at the end"
     )
+    print(table([{"process": k, **v} for k, v in summary["processes"].items()], list(MEMORY_COLUMNS)))
+    print(f"frames: {frames}")
     for sample in summary["error_samples"]:
         print("  error:", sample)
     print("API log:", data_dir / "api.log")
