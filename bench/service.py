@@ -122,14 +122,19 @@ def photo_set(kind: str, n: int, size: tuple[int, int]) -> list[bytes]:
     ]
 
 
-def throughput(args: argparse.Namespace) -> None:
+def model_files() -> dict[str, Path]:
+    """The default damage model's files by precision (fp32, int8), from weights/manifest.json."""
     manifest = json.loads((ROOT / "weights/manifest.json").read_text())
     default = next(m for m in manifest["models"] if m["name"] == manifest["default"])
-    files = {
+    return {
         m["precision"]: ROOT / "weights" / m["file"]
         for m in manifest["models"]
         if m["version"] == default["version"]
     }
+
+
+def throughput(args: argparse.Namespace) -> None:
+    files = model_files()
     rows = []
     modes = [(kind, size) for kind in args.photos.split(",") for size in PHOTO_MODES[kind]]
     for precision, workers, (kind, size) in (
@@ -326,14 +331,7 @@ def compute_floor_ms(damage: Path, privacy: Path) -> dict[str, float]:
 
 
 def profile(args: argparse.Namespace) -> None:
-
-    manifest = json.loads((ROOT / "weights/manifest.json").read_text())
-    default = next(m for m in manifest["models"] if m["name"] == manifest["default"])
-    files = {
-        m["precision"]: ROOT / "weights" / m["file"]
-        for m in manifest["models"]
-        if m["version"] == default["version"]
-    }
+    files = model_files()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     runs, all_stages = [], []
     for size in sizes:
@@ -366,6 +364,7 @@ def profile(args: argparse.Namespace) -> None:
         "size",
         "model",
         "workers",
+        "concurrency",
         "images",
         "seconds",
         "images_per_s",
@@ -420,7 +419,7 @@ def _profile_run(
         "ROADWATCH_PROFILE_DIR": str(folder),
     }
     api = start(["serve", "--port", str(port)], env)
-    procs = [api] + [start(["worker"], env) for _ in range(workers)]
+    procs = [api] + [start(["worker", "--concurrency", str(args.concurrency)], env) for _ in range(workers)]
     base = f"http://127.0.0.1:{port}"
     engine = create_engine(url)
     try:
@@ -469,7 +468,12 @@ def _profile_run(
             "round_trips": 0.0,
         }
     )
-    config = {"size": f"{size[0]}x{size[1]}", "model": precision, "workers": workers}
+    config = {
+        "size": f"{size[0]}x{size[1]}",
+        "model": precision,
+        "workers": workers,
+        "concurrency": args.concurrency,
+    }
     for row in stages:
         row.update(config)
     run = {
@@ -647,6 +651,7 @@ def main() -> int:
     p.add_argument("--models", default="fp32,int8")
     p.add_argument("--sizes", default="1280x720,1920x1080")
     p.add_argument("--real", type=Path, default=ROOT / "samples", help="real photos (cycled, upscaled)")
+    p.add_argument("--concurrency", type=int, default=1, help="jobs at a time in each worker process")
     p = sub.add_parser("read")
     p.add_argument("--sites", type=int, default=200_000)
     p.add_argument("--observations", type=int, default=1_000_000)
