@@ -7,7 +7,7 @@ DATA ?= ../shared/data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help setup system-deps test lint run db-start db-stop dataset train train-v1 release bench clean labelstudio-start labelstudio-stop adapt demo
+.PHONY: help setup system-deps test lint run db-start db-stop dataset train train-v1 release privacy-int8 bench clean labelstudio-start labelstudio-stop adapt demo
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -72,6 +72,11 @@ release: setup ## Export $(RUN)'s best checkpoint as model $(VERSION): fp32 + in
 	$(PY) -m datasets build --quiet --out data/rf $(DATA)/roboflow-road-crack >/dev/null
 	$(PY) -m training release --weights $(RUN)/weights/best.pt --version $(VERSION) --data data/rdd-cm \
 		--extra-data data/rf --calib data/rdd-cm/images/train --calib-method percentile --calib-count 100
+
+privacy-int8: setup ## Quantise the privacy model to int8 (weights/privacy-persons-vehicles-int8.onnx), calibrated on street photos outside the audit
+	$(PY) -m training privacy-int8 --calib $(DATA)/rdd2022/China_MotorBike/train/images \
+		--calib $(DATA)/roboflow-road-crack/train/images --exclude bench/privacy_audit_labels.json \
+		--calib-method percentile --calib-count 32
 
 bench: setup ## All benchmarks (minutes; run on a quiet machine): tables on stdout, numbers in bench/results/
 	$(PY) bench/detector.py data/rdd-cm/images/val --weights weights/roadwatch-yolov5nu-$(VERSION)-fp32.onnx \

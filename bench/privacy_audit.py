@@ -1,7 +1,8 @@
 """Recall of the anonymisation (``service.domain.anonymize``) on hand-labelled real road photos.
 
     python bench/privacy_audit.py [FOLDER ...] [--labels bench/privacy_audit_labels.json]
-        [--min-coverage 0.8] [--threads 1] [--annotate DIR]
+        [--model weights/privacy-persons-vehicles.onnx] [--min-coverage 0.8] [--threads 1]
+        [--time-runs 30] [--time-against MODEL] [--annotate DIR]
 
 FOLDER: folders searched (recursively) for the labelled file names; default ``../shared/data``
 relative to the repository root. Images are read from there and never copied.
@@ -19,7 +20,11 @@ detection boxes and the horizon band (``all``), or the grown boxes alone (``mode
 achieves without the band). Recall is reported per class, for the legible face/plate subset, for
 objects the band cannot save (less than 80 % of the box inside the band) and by size, with 95 %
 Wilson intervals. Results: a table on stdout and ``bench/results/privacy_audit.json``, which also
-lists every miss. ``--annotate DIR`` writes each anonymised frame with the labelled boxes drawn
+lists every miss; another ``--model`` than the shipped fp32 file writes
+``bench/results/privacy_audit-<its name less "privacy-persons-vehicles-">.json`` (e.g. ``-int8``).
+Speed: the model's inference alone on one letterboxed 640 frame (``--threads``), median of
+``--time-runs`` calls, with ``--time-against`` another model timed in alternating rounds under the
+same load (the load average is recorded with the result). ``--annotate DIR`` writes each anonymised frame with the labelled boxes drawn
 (green: protected by the grown boxes, orange: only by the band, red: not protected; magenta: the
 grown detection boxes; cyan: the horizon row) for a visual check.
 """
@@ -43,8 +48,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import table, write_result  # noqa: E402
+from bench.common import summary_ms, table, time_calls, write_result  # noqa: E402
 from detector import Detector, read_image  # noqa: E402
+from detector.preprocess import letterbox, to_tensor, to_uint8_tensor  # noqa: E402
 from service.domain.anonymize import (  # noqa: E402
     PRIVACY_MODEL_PATH,
     AnonymizationReport,
@@ -242,6 +248,31 @@ def annotate(
     return out
 
 
+def inference_ms(
+    detectors: dict[str, Detector], image: np.ndarray, runs: int, rounds: int = 3
+) -> dict[str, dict[str, float]]:
+    """Median/p95/mean ms of each model's inference alone (letterboxed tensor ready), in alternating
+    rounds so that every model sees the same load."""
+    samples: dict[str, list[float]] = {name: [] for name in detectors}
+    for _ in range(rounds):
+        for name, det in detectors.items():
+            framed = [letterbox(image, det.imgsz)[0]]
+            tensor = (to_uint8_tensor if det.uint8_input else to_tensor)(framed)
+            feed = {det.input_name: tensor}
+            samples[name] += time_calls(lambda d=det, f=feed: d.session.run(None, f), max(1, runs // rounds))
+    return {name: {k: round(v, 2) for k, v in summary_ms(ms).items()} for name, ms in samples.items()}
+
+
+def result_name(model: Path, horizon: float | None) -> str:
+    """``privacy_audit``, ``-<model>`` for another model than the shipped fp32 one, ``-horizon-<h>``."""
+    name = "privacy_audit"
+    if model.resolve() != PRIVACY_MODEL_PATH.resolve():
+        name += "-" + model.stem.removeprefix("privacy-persons-vehicles-")
+    if horizon != PrivacyConfig().horizon:
+        name += f"-horizon-{horizon}"
+    return name
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -255,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--min-coverage", type=float, default=0.8, help="fraction of a box that must be destroyed"
     )
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--time-runs", type=int, default=30, help="timed inferences per model (0: no timing)")
+    parser.add_argument("--time-against", type=Path, default=None, help="another model timed alongside")
     parser.add_argument(
         "--horizon",
         type=lambda v: None if v == "none" else float(v),
@@ -307,6 +340,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 annotate(anonymised, report, got, args.min_coverage),
             )
     seconds = time.perf_counter() - start
+    speed: dict[str, Any] = {}
+    if args.time_runs > 0:
+        timed = {args.model.name: detector}
+        if args.time_against:
+            timed[args.time_against.name] = load_privacy_detector(args.time_against, args.threads)
+        speed = {
+            "what": "ONNX Runtime inference alone, one letterboxed 640 frame (the first audit frame)",
+            "threads": args.threads,
+            "runs": args.time_runs,
+            "ms": inference_ms(timed, read_image(paths[frames[0]][0]), args.time_runs),
+        }
+        for name, ms in speed["ms"].items():
+            print(f"{name}: median {ms['median_ms']:.1f} ms, p95 {ms['p95_ms']:.1f} ms per inference")
 
     rows = [
         recall_row(name, subset, args.min_coverage)
@@ -344,9 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     path = write_result(
-        "privacy_audit"
-        if args.horizon == PrivacyConfig().horizon
-        else f"privacy_audit-horizon-{args.horizon}",
+        result_name(args.model, args.horizon),
         {
             "labels": str(args.labels.relative_to(ROOT) if args.labels.is_relative_to(ROOT) else args.labels),
             "labels_sha256": sha256(args.labels),
@@ -371,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "model_area_fraction_mean": round(float(np.mean(blurred_by_model)), 4),
             "seconds": round(seconds, 1),
             "threads": args.threads,
+            "speed": speed,
             "misses": misses,
             "model_misses": model_misses,
             "per_frame": per_frame,

@@ -16,6 +16,8 @@ def _quantization_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from training.export import CALIBRATION_METHODS
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(prog="python -m training")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -56,6 +58,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", required=True, type=Path, help="classic YOLOv5n v6.1 COCO checkpoint (.pt)")
     p.add_argument("--out", type=Path, default=Path("weights/privacy-persons-vehicles.onnx"))
     p.add_argument("--imgsz", type=int, default=640)
+    p = sub.add_parser(
+        "privacy-int8",
+        help="int8 privacy model (static QDQ as the damage model), calibrated on street photos",
+    )
+    p.add_argument("--fp32", type=Path, default=Path("weights/privacy-persons-vehicles.onnx"))
+    p.add_argument("--out", type=Path, default=Path("weights/privacy-persons-vehicles-int8.onnx"))
+    p.add_argument(
+        "--calib",
+        required=True,
+        type=Path,
+        action="append",
+        help="folder of street photos (repeatable); photos where the fp32 model sees a person or vehicle are used",
+    )
+    p.add_argument(
+        "--exclude",
+        type=Path,
+        action="append",
+        default=[],
+        help="JSON whose keys are file names never to calibrate on (the audit labels; repeatable)",
+    )
+    p.add_argument("--calib-count", type=int, default=100)
+    p.add_argument("--calib-method", choices=CALIBRATION_METHODS, default="minmax")
     p = sub.add_parser(
         "adapt",
         help="fine-tune the default model on corrected photos (CPU or --device); promote only if better on held-out ones",
@@ -204,4 +228,16 @@ def main(argv: list[str] | None = None) -> int:
         from training.privacy import build_privacy_onnx
 
         print(json.dumps(build_privacy_onnx(args.weights, args.out, args.imgsz)))
+    elif args.command == "privacy-int8":
+        import json
+
+        from training.privacy import build_privacy_int8
+
+        if args.calib_count < 1:
+            parser.error("--calib-count must be at least 1")
+        exclude = {name for path in args.exclude for name in json.loads(path.read_text())}
+        report = build_privacy_int8(
+            args.fp32, args.out, args.calib, exclude, args.calib_count, args.calib_method
+        )
+        print(json.dumps(report))
     return 0

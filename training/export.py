@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -86,11 +86,16 @@ class _Reader:
         return next(self._iter, None)
 
 
-def nodes_kept_in_float(model_path: Path, first_layer: bool = True) -> list[str]:
+def nodes_kept_in_float(
+    model_path: Path, first_layer: bool = True, per_level_head: bool = False
+) -> list[str]:
     """Nodes the int8 model computes in float.
 
     - Everything after the last Conv in topological order: the head's box decoding and the
       concatenation of box pixels with class scores (they cannot share one int8 scale).
+    - With ``per_level_head``, also every other node from which no Conv can be reached: a head that
+      decodes each level right after that level's convolution (the privacy model's classic YOLOv5
+      head) has the decoding of the first levels before the last Conv in topological order.
     - With ``first_layer``, the first convolution and its activation: its input has 3 channels, so
       int8 buys no speed there (ONNX Runtime's int8 kernel is slower than fp32 for it on this CPU) and
       it is the layer most sensitive to rounding.
@@ -100,12 +105,32 @@ def nodes_kept_in_float(model_path: Path, first_layer: bool = True) -> list[str]
     graph = onnx.load(str(model_path)).graph
     convs = [i for i, node in enumerate(graph.node) if node.op_type == "Conv"]
     keep = [node.name for node in graph.node[convs[-1] + 1 :]]
+    if per_level_head:
+        kept = set(keep)
+        keep = [n.name for n in reversed(_nodes_without_conv_after(graph)) if n.name not in kept] + keep
     if first_layer:
         first = graph.node[convs[0]]
         # ultralytics names nodes by module path: "/model.0/conv/Conv", "/model.0/act/Relu", ...
         prefix = first.name.split("/conv/")[0] + "/" if "/conv/" in first.name else None
         keep += [n.name for n in graph.node if n.name == first.name or (prefix and n.name.startswith(prefix))]
     return keep
+
+
+def _nodes_without_conv_after(graph: Any) -> list[Any]:
+    """Non-Conv nodes from which no Conv is reachable, in reverse topological order."""
+    readers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    leads_to_conv: set[str] = set()
+    found = []
+    for node in reversed(graph.node):  # readers come after their producers in an ONNX graph
+        nxt = [r for out in node.output for r in readers.get(out, [])]
+        if node.op_type == "Conv" or any(r.op_type == "Conv" or r.name in leads_to_conv for r in nxt):
+            leads_to_conv.add(node.name)
+        else:
+            found.append(node)
+    return found
 
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
@@ -202,19 +227,22 @@ def uint8_input(model: Any, quantized: str) -> None:
 def quantize_int8(
     fp32: Path,
     out: Path,
-    calib_dir: Path,
+    calib: Path | Sequence[Path],
     imgsz: int,
     count: int = 200,
     method: str = "minmax",
     first_layer_float: bool = False,
     uint8_pixels: bool = True,
+    per_level_head: bool = False,
 ) -> Path:
-    """Static QDQ int8 calibrated on ``count`` real images of ``calib_dir``.
+    """Static QDQ int8 calibrated on real images: ``count`` of the folder ``calib`` (a seeded sample,
+    :func:`calibration_images`), or exactly the images ``calib`` lists.
 
     ``method``: how activation ranges are chosen from the calibration outputs: ``minmax`` (the full
     range seen), ``percentile`` (99.999th percentile, clips rare outliers) or ``entropy`` (KL divergence).
     The stem becomes SpaceToDepth + convolution (:func:`stem_as_space_to_depth`) and, unless
     ``first_layer_float`` or not ``uint8_pixels``, the model takes uint8 pixels (:func:`uint8_input`).
+    ``per_level_head``: see :func:`nodes_kept_in_float`.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -227,6 +255,9 @@ def quantize_int8(
     }
     if method not in methods:
         raise ValueError(f"calibration method must be one of {CALIBRATION_METHODS}, got {method!r}")
+    images = calibration_images(calib, count) if isinstance(calib, Path) else list(calib)
+    if not images:
+        raise ValueError("no calibration images")
     input_name = Detector.from_path(fp32).input_name
     model = onnx.load(str(fp32))
     blocks = stem_as_space_to_depth(model)
@@ -244,14 +275,20 @@ def quantize_int8(
         quantize_static(
             str(prepared),
             str(out),
-            _Reader(calibration_images(calib_dir, count), imgsz, input_name),  # type: ignore[arg-type]
+            _Reader(images, imgsz, input_name),  # type: ignore[arg-type]
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=methods[method],
-            nodes_to_exclude=nodes_kept_in_float(prepared, first_layer_float),
-            extra_options={"CalibPercentile": 99.999, "TensorQuantOverrides": overrides},
+            nodes_to_exclude=nodes_kept_in_float(prepared, first_layer_float, per_level_head),
+            extra_options={
+                "CalibPercentile": 99.999,
+                "TensorQuantOverrides": overrides,
+                # min/max ranges merged every 8 images (the same ranges, bounded memory: at 640 px every
+                # intermediate tensor of one image is ~180 MB); the histogram methods keep them all.
+                "CalibMaxIntermediateOutputs": 8,
+            },
         )
     finally:
         stem.unlink(missing_ok=True)

@@ -246,3 +246,80 @@ def build_privacy_onnx(checkpoint: Path, out: Path, imgsz: int = 640) -> dict[st
         "names": PRIVACY_NAMES,
         "imgsz": imgsz,
     }
+
+
+CALIBRATION_MIN_CONFIDENCE = 0.3  # a calibration photo shows at least one person or vehicle this sure
+
+
+def street_photos(
+    folders: Sequence[Path],
+    exclude: set[str],
+    count: int,
+    fp32: Path,
+    seed: int = 0,
+    min_confidence: float = CALIBRATION_MIN_CONFIDENCE,
+) -> list[Path]:
+    """``count`` photos under ``folders`` in which the fp32 privacy model sees a person or vehicle.
+
+    Candidates are every image under the folders whose file name is not in ``exclude`` (the audit
+    frames: calibrating on them would flatter the audit), taken in a seeded random order until
+    ``count`` have a detection at ``min_confidence``; returned sorted. The same inputs give the same list.
+    """
+    import numpy as np
+
+    from detector import Detector, read_image
+
+    suffixes = {".jpg", ".jpeg", ".png"}
+    candidates = sorted(
+        p
+        for folder in folders
+        for p in folder.rglob("*")
+        if p.suffix.lower() in suffixes and p.name not in exclude
+    )
+    if not candidates:
+        raise ValueError(f"no candidate calibration photos under {[str(f) for f in folders]}")
+    detector = Detector.from_path(fp32, threads=1)
+    chosen: list[Path] = []
+    for i in np.random.default_rng(seed).permutation(len(candidates)):
+        if detector.predict(read_image(candidates[i]), conf=min_confidence):
+            chosen.append(candidates[i])
+            if len(chosen) == count:
+                break
+    if len(chosen) < count:
+        raise ValueError(
+            f"only {len(chosen)} of {len(candidates)} photos show a person or vehicle; wanted {count}"
+        )
+    return sorted(chosen)
+
+
+def build_privacy_int8(
+    fp32: Path,
+    out: Path,
+    folders: Sequence[Path],
+    exclude: set[str],
+    count: int = 100,
+    method: str = "minmax",
+) -> dict[str, Any]:
+    """The int8 privacy model, quantised as the damage model is (:func:`training.export.quantize_int8`)
+    with the in-graph decoding of every level kept in float, calibrated on :func:`street_photos`;
+    checked with ``detector``. Returns a summary (calibration photos, sha256, size)."""
+    import numpy as np
+
+    from detector import Detector
+    from detector.manifest import sha256_file
+    from training.export import quantize_int8
+
+    photos = street_photos(folders, exclude, count, fp32)
+    source = Detector.from_path(fp32)
+    quantize_int8(fp32, out, photos, source.imgsz, method=method, per_level_head=True)
+    detector = Detector.from_path(out)  # refuse to ship a file our detector cannot run
+    if detector.names != source.names or detector.imgsz != source.imgsz:
+        raise ValueError(f"{out}: metadata read back as {detector.names}, imgsz {detector.imgsz}")
+    detector.predict(np.full((detector.imgsz, detector.imgsz, 3), 114, np.uint8))
+    return {
+        "out": str(out),
+        "bytes": out.stat().st_size,
+        "sha256": sha256_file(out),
+        "uint8_input": detector.uint8_input,
+        "calibration": {"method": method, "photos": [p.name for p in photos]},
+    }
