@@ -6,7 +6,7 @@ Built once in ``create_app()`` or the CLI, never at import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     privacy_horizon_margin: float = Field(0.05, ge=0, le=1)
     privacy_margin: float = Field(0.15, ge=0, le=1)
     privacy_min_confidence: float = Field(0.2, ge=0, le=1)
+    # Which shipped privacy model blurs (weights/PRIVACY_MODEL.md): int8 is faster; fp32 is the reference.
+    privacy_precision: Literal["fp32", "int8"] = "fp32"
     # Anonymized images older than this (by capture time) are deleted; sites, observations and
     # decisions stay. 0 keeps images forever.
     retention_days: int = Field(365, ge=0)
@@ -177,6 +179,13 @@ class Settings(BaseSettings):
         from detector.manifest import default_model_path
 
         return self.model_path or default_model_path()
+
+    def privacy_model_file(self) -> Path:
+        """The privacy model in use (``privacy_precision``): what workers and the Open311 intake load and
+        the transparency record names."""
+        from service.domain.anonymize import privacy_model_path
+
+        return privacy_model_path(self.privacy_precision)
 
     def model_entry(self) -> dict[str, Any]:
         """The manifest entry of the model in use; only its file name and stem when the manifest does

@@ -141,7 +141,8 @@ def privacy_detector(app: Any) -> Detector:
     with _privacy_lock:
         detector = getattr(app.state, "open311_privacy", None)
         if detector is None:
-            detector = load_privacy_detector(threads=app.state.settings.threads)
+            settings = app.state.settings
+            detector = load_privacy_detector(settings.privacy_model_file(), settings.threads)
             app.state.open311_privacy = detector
         return detector
 

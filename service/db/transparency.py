@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from service.db.tables import Decision, Frame, ModelVersion
 from service.domain.ranking import RankingConfig
-from service.settings import Settings
+from service.settings import PROJECT_ROOT, Settings
 
 TRAINING_DATA = [
     {
@@ -41,6 +41,12 @@ def _model_entry(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _privacy_model_name(settings: Settings) -> str:
+    """The privacy model file in use, relative to the project (its full path if it lies elsewhere)."""
+    path = settings.privacy_model_file()
+    return str(path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path)
+
+
 def _safeguards(settings: Settings) -> dict[str, Any]:
     return {
         "anonymization": (
@@ -48,7 +54,7 @@ def _safeguards(settings: Settings) -> dict[str, Any]:
             "image area above the horizon blurred; the uploaded original deleted once the anonymized copy is "
             "stored; stored copies carry no EXIF"
         ),
-        "privacy_model": "weights/privacy-persons-vehicles.onnx (see weights/PRIVACY_MODEL.md)",
+        "privacy_model": f"{_privacy_model_name(settings)} (see weights/PRIVACY_MODEL.md)",
         "horizon_fraction": settings.privacy_horizon,
         "access": "staff accounts with roles viewer, reviewer, admin; vehicle tokens can only upload",
     }

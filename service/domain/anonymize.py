@@ -26,6 +26,8 @@ from service.domain.geo import Camera, horizon_fraction
 
 # Found by its fixed name, not through the manifest: the manifest's default is the damage model.
 PRIVACY_MODEL_PATH = WEIGHTS_DIR / "privacy-persons-vehicles.onnx"
+# The same model quantised to int8 (weights/PRIVACY_MODEL.md: its audit and speed against fp32).
+PRIVACY_MODEL_PATHS = {"fp32": PRIVACY_MODEL_PATH, "int8": WEIGHTS_DIR / "privacy-persons-vehicles-int8.onnx"}
 PRIVACY_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck")
 MIN_CELL = 8  # px: a pixelation cell never smaller than this
 CELLS_ACROSS = 8  # at most this many cells along a region's longer side
@@ -197,6 +199,15 @@ def encode_jpeg(image_bgr: np.ndarray[Any, Any], quality: int = 90) -> bytes:
     if not ok:
         raise ValueError(f"cannot encode an image of shape {image_bgr.shape} as JPEG")
     return data.tobytes()
+
+
+def privacy_model_path(precision: str) -> Path:
+    """The shipped privacy model file of ``precision`` (``fp32`` or ``int8``)."""
+    if precision not in PRIVACY_MODEL_PATHS:
+        raise ValueError(
+            f"privacy model precision must be one of {sorted(PRIVACY_MODEL_PATHS)}, got {precision!r}"
+        )
+    return PRIVACY_MODEL_PATHS[precision]
 
 
 def load_privacy_detector(path: Path = PRIVACY_MODEL_PATH, threads: int = 1) -> Detector:

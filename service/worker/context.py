@@ -67,7 +67,7 @@ def worker_context(settings: Settings) -> WorkerContext:
         model_version_id=register_model(sessions, path),
         ranking=ranking_config(settings),
         originals=ImageStore(settings.original_dir),
-        privacy=load_privacy_detector(threads=settings.threads),
+        privacy=load_privacy_detector(settings.privacy_model_file(), settings.threads),
         privacy_config=privacy_config(settings),
     )
 
