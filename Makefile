@@ -76,7 +76,7 @@ release: setup ## Export $(RUN)'s best checkpoint as model $(VERSION): fp32 + in
 privacy-int8: setup ## Quantise the privacy model to int8 (weights/privacy-persons-vehicles-int8.onnx), calibrated on street photos outside the audit
 	$(PY) -m training privacy-int8 --calib $(DATA)/rdd2022/China_MotorBike/train/images \
 		--calib $(DATA)/roboflow-road-crack/train/images --exclude bench/privacy_audit_labels.json \
-		--calib-method percentile --calib-count 32
+		--calib-method percentile --calib-count 100 --calib-chunk 10
 
 bench: setup ## All benchmarks (minutes; run on a quiet machine): tables on stdout, numbers in bench/results/
 	$(PY) bench/detector.py data/rdd-cm/images/val --weights weights/roadwatch-yolov5nu-$(VERSION)-fp32.onnx \

@@ -80,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--calib-count", type=int, default=100)
     p.add_argument("--calib-method", choices=CALIBRATION_METHODS, default="minmax")
+    p.add_argument(
+        "--calib-chunk",
+        type=int,
+        help="calibrate this many photos at a time (must divide --calib-count; bounds memory at 640 px)",
+    )
     p = sub.add_parser(
         "adapt",
         help="fine-tune the default model on corrected photos (CPU or --device); promote only if better on held-out ones",
@@ -235,9 +240,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.calib_count < 1:
             parser.error("--calib-count must be at least 1")
+        if args.calib_chunk is not None and (args.calib_chunk < 1 or args.calib_count % args.calib_chunk):
+            parser.error("--calib-chunk must divide --calib-count")
         exclude = {name for path in args.exclude for name in json.loads(path.read_text())}
         report = build_privacy_int8(
-            args.fp32, args.out, args.calib, exclude, args.calib_count, args.calib_method
+            args.fp32, args.out, args.calib, exclude, args.calib_count, args.calib_method, args.calib_chunk
         )
         print(json.dumps(report))
     return 0

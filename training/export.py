@@ -75,11 +75,19 @@ def calibration_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
 
 
 class _Reader:
-    """onnxruntime CalibrationDataReader over letterboxed real images."""
+    """onnxruntime CalibrationDataReader over letterboxed real images (``set_range``: one chunk of them)."""
 
     def __init__(self, paths: list[Path], imgsz: int, input_name: str) -> None:
+        self._paths, self._imgsz, self._input_name = paths, imgsz, input_name
+        self.set_range(0, len(paths))
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
         self._iter: Iterator[dict[str, np.ndarray]] = (
-            {input_name: to_tensor([letterbox(read_image(p), imgsz)[0]])} for p in paths
+            {self._input_name: to_tensor([letterbox(read_image(p), self._imgsz)[0]])}
+            for p in self._paths[start_index:end_index]
         )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -234,6 +242,7 @@ def quantize_int8(
     first_layer_float: bool = False,
     uint8_pixels: bool = True,
     per_level_head: bool = False,
+    chunk: int | None = None,
 ) -> Path:
     """Static QDQ int8 calibrated on real images: ``count`` of the folder ``calib`` (a seeded sample,
     :func:`calibration_images`), or exactly the images ``calib`` lists.
@@ -242,7 +251,10 @@ def quantize_int8(
     range seen), ``percentile`` (99.999th percentile, clips rare outliers) or ``entropy`` (KL divergence).
     The stem becomes SpaceToDepth + convolution (:func:`stem_as_space_to_depth`) and, unless
     ``first_layer_float`` or not ``uint8_pixels``, the model takes uint8 pixels (:func:`uint8_input`).
-    ``per_level_head``: see :func:`nodes_kept_in_float`.
+    ``per_level_head``: see :func:`nodes_kept_in_float`. ``chunk``: calibrate ``chunk`` images at a time
+    (it must divide their number). The histogram methods otherwise hold every intermediate tensor of every
+    image at once (about 180 MB per 640 px image); in chunks the histograms are merged, their bins set by
+    the first chunk's range (min/max ranges come out the same either way).
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -258,6 +270,8 @@ def quantize_int8(
     images = calibration_images(calib, count) if isinstance(calib, Path) else list(calib)
     if not images:
         raise ValueError("no calibration images")
+    if chunk is not None and (chunk < 1 or len(images) % chunk):
+        raise ValueError(f"chunk must divide the {len(images)} calibration images, got {chunk}")
     input_name = Detector.from_path(fp32).input_name
     model = onnx.load(str(fp32))
     blocks = stem_as_space_to_depth(model)
@@ -288,6 +302,8 @@ def quantize_int8(
                 # min/max ranges merged every 8 images (the same ranges, bounded memory: at 640 px every
                 # intermediate tensor of one image is ~180 MB); the histogram methods keep them all.
                 "CalibMaxIntermediateOutputs": 8,
+                # ONNX Runtime calls the calibrator once per chunk (_Reader.set_range), whatever the method.
+                **({"CalibStridedMinMax": chunk} if chunk else {}),
             },
         )
     finally:

@@ -299,6 +299,7 @@ def build_privacy_int8(
     exclude: set[str],
     count: int = 100,
     method: str = "minmax",
+    chunk: int | None = None,
 ) -> dict[str, Any]:
     """The int8 privacy model, quantised as the damage model is (:func:`training.export.quantize_int8`)
     with the in-graph decoding of every level kept in float, calibrated on :func:`street_photos`;
@@ -311,7 +312,7 @@ def build_privacy_int8(
 
     photos = street_photos(folders, exclude, count, fp32)
     source = Detector.from_path(fp32)
-    quantize_int8(fp32, out, photos, source.imgsz, method=method, per_level_head=True)
+    quantize_int8(fp32, out, photos, source.imgsz, method=method, per_level_head=True, chunk=chunk)
     detector = Detector.from_path(out)  # refuse to ship a file our detector cannot run
     if detector.names != source.names or detector.imgsz != source.imgsz:
         raise ValueError(f"{out}: metadata read back as {detector.names}, imgsz {detector.imgsz}")
@@ -321,5 +322,5 @@ def build_privacy_int8(
         "bytes": out.stat().st_size,
         "sha256": sha256_file(out),
         "uint8_input": detector.uint8_input,
-        "calibration": {"method": method, "photos": [p.name for p in photos]},
+        "calibration": {"method": method, "chunk": chunk, "photos": [p.name for p in photos]},
     }

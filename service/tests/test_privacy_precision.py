@@ -26,7 +26,7 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 def test_precision_setting_picks_the_shipped_file(monkeypatch: pytest.MonkeyPatch) -> None:
     default = Settings(database_url=URL)
-    assert default.privacy_precision == "fp32"  # int8 misses 3 more audit objects (weights/PRIVACY_MODEL.md)
+    assert default.privacy_precision == "fp32"  # int8 protects fewer audit objects (weights/PRIVACY_MODEL.md)
     assert default.privacy_model_file() == WEIGHTS / "privacy-persons-vehicles.onnx"
     monkeypatch.setenv("ROADWATCH_PRIVACY_PRECISION", "int8")
     assert Settings(database_url=URL).privacy_model_file() == WEIGHTS / "privacy-persons-vehicles-int8.onnx"

@@ -95,7 +95,7 @@ def test_cli_builds_a_reproducible_int8_privacy_model(
         argv = ["privacy-int8", "--fp32", str(FP32), "--out", str(tmp_path / name), "--calib", str(street)]
         assert main([*argv, "--exclude", str(labels), "--calib-count", "1"]) == 0
         outs.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
-    assert outs[0]["calibration"] == {"method": "minmax", "photos": ["bus.jpg"]}
+    assert outs[0]["calibration"] == {"method": "minmax", "chunk": None, "photos": ["bus.jpg"]}
     assert sha256_file(tmp_path / "a.onnx") == sha256_file(tmp_path / "b.onnx") == outs[0]["sha256"]
 
     det = Detector.from_path(tmp_path / "a.onnx")
@@ -106,3 +106,16 @@ def test_cli_builds_a_reproducible_int8_privacy_model(
     assert len(head_sigmoids) == 3  # one per level, all decoding in float: none reads a dequantized tensor
     assert all(producers[n.input[0]] != "DequantizeLinear" for n in head_sigmoids)
     assert sum(n.op_type == "QLinearConv" or n.op_type == "DequantizeLinear" for n in graph.node) > 50
+
+
+def test_calibrating_in_chunks_gives_the_same_min_max_model(
+    street: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["privacy-int8", "--fp32", str(FP32), "--calib", str(street), "--calib-count", "2"]
+    assert main([*base, "--out", str(tmp_path / "whole.onnx")]) == 0
+    assert main([*base, "--out", str(tmp_path / "chunks.onnx"), "--calib-chunk", "1"]) == 0
+    assert sha256_file(tmp_path / "whole.onnx") == sha256_file(tmp_path / "chunks.onnx")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main([*base, "--out", str(tmp_path / "x.onnx"), "--calib-chunk", "3"])
+    assert exit_.value.code == 2 and "--calib-chunk must divide" in capsys.readouterr().err
