@@ -13,8 +13,9 @@ steps 0 and 1 live here, 2 and 3 in ``registration.py``, the one-to-one solver i
    camera, much faster along the line of sight than across it; compatible classes only; one detection
    per track and frame (a one-to-one assignment per frame), so two defects side by side stay two
    tracks. Boxes of one frame that touch and lie within ``split_box_m`` (one crack split into two
-   boxes) join as one. A track ends when unseen for ``max_gap_frames`` frames; tracks that share no
-   frame and lie within ``merge_m`` (a gap in the detections) are joined, one-to-one. A track's
+   boxes) join as one. A track ends when unseen for ``max_gap_frames`` frames. Once all are built, a
+   sighting moves to a track of the same visit that it fits clearly better (relinking); tracks that
+   share no frame and lie within ``merge_m`` (a gap in the detections) are joined, one-to-one. A track's
    position is a robust weighted mean (near, confident sightings weigh more, outliers are dropped), its
    class the confidence vote, its size the median over sightings within ``size_range_m`` whose box lies
    wholly on the road (a box reaching the horizon gives no size).
@@ -29,7 +30,8 @@ steps 0 and 1 live here, 2 and 3 in ``registration.py``, the one-to-one solver i
    method), compatible classes only, within ``registered_gate_m`` (``gate_m`` for an unregistered
    drive); tracks that share no frame may join the same site (a spot driven twice); the others form
    new sites: gaps in the detections merged first (``merge_m``), then spots driven again later matched
-   jointly, one-to-one (``revisit_groups``, within ``revisit_merge_m``).
+   jointly, one-to-one (``revisit_groups``, within ``revisit_merge_m``; tracks seen twice first, so a
+   nearer lone false detection never takes a defect's other visit).
 
 Positions are east/north metres on a local tangent plane around the drive's first frame.
 """
@@ -253,7 +255,9 @@ def _relink(
     Linking decides in time order, against tracks still being built; a far sighting of one of two
     defects side by side may join the wrong one. With the tracks complete, each sighting is weighed
     against its own track without itself and against the other tracks that have no sighting in its
-    frame, and moves where it fits clearly better.
+    frame, and moves where it fits clearly better. Only to a track seen within ``max_gap_frames`` of
+    its frame: a track of another visit to the spot is another pass, and a false detection moved into
+    it would share a frame with the defect's own track there, which then never joins it.
     """
     cams = [to_local(f.lat, f.lon, origin) for f in frames]
     for _ in range(config.relink_rounds):
@@ -284,7 +288,9 @@ def _relink(
                     pos = other.position
                     if abs(pos[0] - e) > config.relink_reach_m or abs(pos[1] - n) > config.relink_reach_m:
                         continue
-                    if any(g == f for g, *_ in other.members):
+                    if any(g == f for g, *_ in other.members) or all(
+                        abs(g - f) > config.max_gap_frames for g, *_ in other.members
+                    ):
                         continue
                     c = _link_cost(s, (e, n), cams[f], pos, config)
                     if c > 1.0:
@@ -373,13 +379,28 @@ def merge_limit_m(a: Track, b: Track, config: Config) -> float:
     return config.revisit_merge_m if abs(a.along_m - b.along_m) > config.revisit_after_m else config.merge_m
 
 
+def _match_one_to_one(pairs: dict[int, dict[int, float]], reach: float) -> list[tuple[float, int, int]]:
+    """(distance, earlier, later) pairs: each track matched to at most one later and one earlier track,
+    as many as possible, then the least total squared distance."""
+    pairs = {i: row for i, row in pairs.items() if row}
+    matches = []
+    for rows, cols in components(pairs):
+        cost = [[pairs[i][j] ** 2 if j in pairs[i] else _INF for j in cols] for i in rows]
+        # Leaving a track unmatched costs more than any allowed match: as many matches as possible.
+        for i, c in zip(rows, gated_assignment(cost, [reach**2 + 1.0] * len(rows)), strict=True):
+            if c >= 0:
+                matches.append((pairs[i][cols[c]], i, cols[c]))
+    return matches
+
+
 def revisit_groups(tracks: Sequence[Track], config: Config) -> list[list[int]]:
     """Indices of ``tracks`` grouped into defects: tracks that never share a frame and lie within their
     merge limit are one defect seen twice (each group in order along the drive).
 
     Matched one-to-one (each track to at most one later track, least total squared distance): when a
     close pair is driven again, the GPS has drifted by the same amount for both, and only the joint
-    matching keeps each defect with its own earlier track.
+    matching keeps each defect with its own earlier track. Tracks seen in two or more frames are
+    matched with each other first, lone sightings among what is left.
     """
     reach = max(config.merge_m, config.revisit_merge_m)
     frames = [set(t.frame_keys) for t in tracks]
@@ -406,16 +427,24 @@ def revisit_groups(tracks: Sequence[Track], config: Config) -> list[list[int]]:
             i = owner[i]
         return i
 
-    matches: list[tuple[float, int, int]] = []
-    for rows, cols in components(pairs):
-        cost = [[pairs[i][j] ** 2 if j in pairs[i] else _INF for j in cols] for i in rows]
-        # Leaving a track unmatched costs more than any allowed match: as many matches as possible.
-        for i, c in zip(rows, gated_assignment(cost, [reach**2 + 1.0] * len(rows)), strict=True):
-            if c >= 0:
-                matches.append((pairs[i][cols[c]], i, cols[c]))
+    # Tracks seen in two or more frames are matched first: a lone sighting (often a false detection)
+    # that lies nearer never takes a defect's other visit; it is matched among what is left.
+    strong = {i for i, t in enumerate(tracks) if t.sightings >= 2}
+    first = _match_one_to_one(
+        {i: {j: d for j, d in row.items() if {i, j} <= strong} for i, row in pairs.items()}, reach
+    )
+    rows, cols = {i for _, i, _ in first}, {j for _, _, j in first}
+    rest = _match_one_to_one(
+        {
+            i: {j: d for j, d in row.items() if not {i, j} <= strong and j not in cols}
+            for i, row in pairs.items()
+            if i not in rows
+        },
+        reach,
+    )
     members = {i: [i] for i in range(len(tracks))}
     seen = {i: set(frames[i]) for i in range(len(tracks))}
-    for _, i, j in sorted(matches):
+    for _, i, j in sorted(first) + sorted(rest):
         ri, rj = root(i), root(j)
         if ri == rj or seen[ri] & seen[rj]:
             continue

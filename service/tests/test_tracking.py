@@ -3,6 +3,7 @@ service/domain/tracking.py, registration.py, hungarian.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from service.domain.tracking import (
     Sighting,
     Track,
     from_local,
+    revisit_groups,
     to_local,
     track_drive,
 )
@@ -193,6 +195,36 @@ def test_a_spot_driven_again_later_in_the_drive_is_one_new_site() -> None:
     close = track_drive(near, CFG, ORIGIN)
     assert len(close) == 2  # 2.7 m apart without driving away: two defects
     assert assign_tracks(close, [], no_offset(2), ORIGIN, CFG).founders == (0, 1)
+
+
+def test_a_sighting_never_moves_to_the_track_of_another_visit() -> None:
+    # A defect seen from afar on a first visit, and again 300 m later in the drive, where a false
+    # detection of a compatible class lies 1.3 m from it in the second visit's first frame. Relinking
+    # must not move that detection into the first visit's track: the two visits would share a frame
+    # and never become one site.
+    first = [frame(k, sighting(50.0, 1.0, distance=20.0), east=30.0 + k * 4.0) for k in range(2)]
+    gap = [frame(k, east=60.0 + k * 40, seconds=100 + k) for k in range(2, 9)]
+    false = sighting(51.3, 1.2, "D20", conf=0.3, box=(900.0, 500.0, 920.0, 540.0))
+    later = [frame(k, sighting(50.5, 1.0), east=42.0, seconds=300 + k) for k in range(9, 13)]
+    later[0] = replace(later[0], sightings=(*later[0].sightings, false))
+    tracks = track_drive([*first, *gap, *later], CFG, ORIGIN)
+    assert sorted(sorted(t.frame_keys) for t in tracks) == [[0, 1], [9], [9, 10, 11, 12]]
+    founders = assign_tracks(tracks, [], no_offset(3), ORIGIN, CFG).founders
+    visits = [i for i, t in enumerate(tracks) if t.sightings >= 2]
+    assert founders[visits[0]] == founders[visits[1]]  # both visits: one site
+    assert len(set(founders)) == 2  # the false detection: a site of its own
+
+
+def test_a_lone_sighting_nearer_than_the_other_visit_does_not_take_it() -> None:
+    # The first visit's track, a false detection 0.3 m from it on the second visit, and the second
+    # visit's own track 2.7 m away (the GPS drifted). Tracks seen twice are matched first.
+    tracks = [
+        track_at(50.0, 1.0, (1, 2)),
+        track_at(50.3, 1.1, (40,), along=500.0),
+        track_at(52.5, 2.0, (40, 41, 42, 43), along=500.0),
+    ]
+    assert revisit_groups(tracks, CFG) == [[0, 2], [1]]
+    assert assign_tracks(tracks, [], no_offset(3), ORIGIN, CFG).founders == (2, 1, 2)
 
 
 # --- registration -----------------------------------------------------------------------------
