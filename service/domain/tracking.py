@@ -30,8 +30,8 @@ steps 0 and 1 live here, 2 and 3 in ``registration.py``, the one-to-one solver i
    method), compatible classes only, within ``registered_gate_m`` (``gate_m`` for an unregistered
    drive); tracks that share no frame may join the same site (a spot driven twice); the others form
    new sites: gaps in the detections merged first (``merge_m``), then spots driven again later matched
-   jointly, one-to-one (``revisit_groups``, within ``revisit_merge_m``; tracks seen twice first, so a
-   nearer lone false detection never takes a defect's other visit).
+   jointly, one-to-one (``revisit_groups``, within ``revisit_merge_m``; tracks seen twice first, lone
+   sightings after them, so a nearer lone false detection never takes a defect's other visit).
 
 Positions are east/north metres on a local tangent plane around the drive's first frame.
 """
@@ -400,7 +400,7 @@ def revisit_groups(tracks: Sequence[Track], config: Config) -> list[list[int]]:
     Matched one-to-one (each track to at most one later track, least total squared distance): when a
     close pair is driven again, the GPS has drifted by the same amount for both, and only the joint
     matching keeps each defect with its own earlier track. Tracks seen in two or more frames are
-    matched with each other first, lone sightings among what is left.
+    matched with each other first, then lone sightings with them, then lone sightings with each other.
     """
     reach = max(config.merge_m, config.revisit_merge_m)
     frames = [set(t.frame_keys) for t in tracks]
@@ -427,24 +427,25 @@ def revisit_groups(tracks: Sequence[Track], config: Config) -> list[list[int]]:
             i = owner[i]
         return i
 
-    # Tracks seen in two or more frames are matched first: a lone sighting (often a false detection)
-    # that lies nearer never takes a defect's other visit; it is matched among what is left.
+    # Tracks seen in two or more frames are matched with each other first, then a lone sighting with
+    # one of them, then two lone sightings: a lone sighting is often a false detection, and one that
+    # lies nearer never takes a defect's other visit.
     strong = {i for i, t in enumerate(tracks) if t.sightings >= 2}
-    first = _match_one_to_one(
-        {i: {j: d for j, d in row.items() if {i, j} <= strong} for i, row in pairs.items()}, reach
-    )
-    rows, cols = {i for _, i, _ in first}, {j for _, _, j in first}
-    rest = _match_one_to_one(
-        {
-            i: {j: d for j, d in row.items() if not {i, j} <= strong and j not in cols}
-            for i, row in pairs.items()
-            if i not in rows
-        },
-        reach,
-    )
+    matches: list[tuple[float, int, int]] = []
+    for n_strong in (2, 1, 0):
+        rows, cols = {i for _, i, _ in matches}, {j for _, _, j in matches}
+        found = _match_one_to_one(
+            {
+                i: {j: d for j, d in row.items() if len({i, j} & strong) == n_strong and j not in cols}
+                for i, row in pairs.items()
+                if i not in rows
+            },
+            reach,
+        )
+        matches += sorted(found)
     members = {i: [i] for i in range(len(tracks))}
     seen = {i: set(frames[i]) for i in range(len(tracks))}
-    for _, i, j in sorted(first) + sorted(rest):
+    for _, i, j in matches:
         ri, rj = root(i), root(j)
         if ri == rj or seen[ri] & seen[rj]:
             continue

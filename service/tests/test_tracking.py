@@ -225,6 +225,14 @@ def test_a_lone_sighting_nearer_than_the_other_visit_does_not_take_it() -> None:
     ]
     assert revisit_groups(tracks, CFG) == [[0, 2], [1]]
     assert assign_tracks(tracks, [], no_offset(3), ORIGIN, CFG).founders == (2, 1, 2)
+    # A lone sighting on the second visit, 0.7 m from a lone sighting of the first and 3.5 m from a
+    # track seen three times there: it joins the track seen three times.
+    lone = [
+        track_at(0.0, 0.0, (1, 2, 3)),
+        track_at(0.0, -3.0, (5,), along=10.0),
+        track_at(0.5, -3.5, (40,), along=500.0),
+    ]
+    assert revisit_groups(lone, CFG) == [[0, 2], [1]]
 
 
 # --- registration -----------------------------------------------------------------------------
