@@ -253,6 +253,25 @@ def test_registration_finds_the_shift_most_tracks_agree_on() -> None:
     assert all(o == pytest.approx((-4.1, 3.0), abs=0.3) for o in reg.local)
 
 
+def test_a_stretch_whose_map_offset_differs_follows_its_own_tracks() -> None:
+    # The map was built by a drive whose GPS drifted: near 730 m along this drive it lies 1.9 m west
+    # of where it lies elsewhere. There, a crack pair 1.9 m apart could be swapped (the first crack to
+    # the second one's site) to agree with the neighbours 50-150 m away; the three tracks at the spot
+    # agree on their own offset, and that is the one they take.
+    far, here = (5.0, -2.0), (3.1, -2.0)
+    spots = [(float(a), 0.0, a, "D00", far) for a in range(100, 600, 80)]
+    spots += [(679.0, 1.0, 679, "D00", far), (681.0, -2.0, 679, "D40", far)]
+    spots += [(727.0, 0.0, 727, "D00", here), (728.9, 0.0, 727, "D00", here), (735.0, -2.0, 731, "D40", here)]
+    tracks = [
+        track_at(e, n, (3 * k, 3 * k + 1, 3 * k + 2), c, along=a) for k, (e, n, a, c, _) in enumerate(spots)
+    ]
+    sites = [site_at(k + 1, e + o[0], n + o[1], c) for k, (e, n, _, c, o) in enumerate(spots)]
+    reg = register_drive(tracks, sites, ORIGIN, CFG)
+    assert (reg.offset_e_m, reg.offset_n_m) == pytest.approx(far, abs=0.2)
+    for k in (-3, -2, -1):
+        assert reg.local[k] == pytest.approx(here, abs=0.3)
+
+
 def test_a_drive_over_unknown_roads_keeps_its_own_reference() -> None:
     reg = register_drive([track_at(0, 0, (1, 2))], [site_at(1, 500, 500)], ORIGIN, CFG)
     assert (reg.offset_e_m, reg.offset_n_m, reg.support, reg.reference) == (0.0, 0.0, 0, "own")
