@@ -58,8 +58,9 @@ def decode_level(raw: torch.Tensor, anchors_px: torch.Tensor, stride: float) -> 
     anchor-major, then row, then column.
     """
     batch, channels = raw.shape[0], raw.shape[1]
-    # Python ints: the export has a fixed input size, so the grid becomes a constant in the graph.
-    ny, nx, na = int(raw.shape[2]), int(raw.shape[3]), int(anchors_px.shape[0])
+    # Sizes read from the tensor (not Python ints): the export has a dynamic height and width, so the
+    # grid is computed in the graph from each input's feature-map size.
+    ny, nx, na = raw.shape[2], raw.shape[3], int(anchors_px.shape[0])
     if channels % na or channels // na < 6:
         raise ValueError(f"{channels} channels is not {na} anchors x (5 + nc)")
     y = raw.view(batch, na, channels // na, ny, nx).sigmoid()
@@ -181,12 +182,14 @@ def build_privacy_model(
 def export_onnx(
     model: nn.Module, out: Path, imgsz: int, names: dict[int, str], extra: dict[str, str] | None = None
 ) -> Path:
-    """ONNX opset 17, fixed input ``images`` 1x3ximgszximgsz, output ``output0``, ultralytics-style metadata."""
+    """ONNX opset 17, input ``images`` 1x3xHxW with H and W dynamic (any multiple of 32: a 16:9 frame
+    runs at 640x384 instead of 640x640, ``detector`` letterboxes to the stride), output ``output0``,
+    ultralytics-style metadata (``imgsz``: the longer side)."""
     import onnx
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    # The tracer warns about the int() shapes in decode_level and the exporter about being the
-    # TorchScript one: both are intended (fixed input size; no onnxscript dependency).
+    # The tracer warns about the shapes in decode_level and the exporter about being the TorchScript
+    # one: both are intended (the shapes are traced as graph ops; no onnxscript dependency).
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         warnings.simplefilter("ignore", category=DeprecationWarning)
@@ -197,6 +200,7 @@ def export_onnx(
             opset_version=17,
             input_names=["images"],
             output_names=["output0"],
+            dynamic_axes={"images": {2: "height", 3: "width"}, "output0": {2: "anchors"}},
             dynamo=False,  # as ultralytics exports
         )
     proto = onnx.load(str(out))
