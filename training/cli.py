@@ -10,7 +10,12 @@ from pathlib import Path
 def _quantization_args(p: argparse.ArgumentParser) -> None:
     from training.export import CALIBRATION_METHODS
 
-    p.add_argument("--default", choices=["fp32", "int8"], default="fp32", help="the manifest's default")
+    p.add_argument(
+        "--default",
+        choices=["fp32", "int8"],
+        default="int8",
+        help='the manifest\'s default (int8: weights/MODEL.md, "Default precision")',
+    )
     p.add_argument("--calib-count", type=int, default=200, help="calibration images for int8")
     p.add_argument("--calib-method", choices=CALIBRATION_METHODS, default="minmax")
 
