@@ -24,12 +24,19 @@ from bench.common import summary_ms, table, time_calls, write_result
 from detector import Detector, read_image
 
 
-def model_gflops(path: Path) -> float:
-    """Multiply-adds x 2 of every Conv/MatMul/Gemm in the graph, with shapes inferred."""
+def model_gflops(path: Path, input_hw: tuple[int, int] | None = None) -> float:
+    """Multiply-adds x 2 of every Conv/MatMul/Gemm in the graph, with shapes inferred; ``input_hw``: the
+    input's height and width for a model exported with a dynamic size (batch 1)."""
     import onnx
     from onnx import shape_inference
 
-    model = shape_inference.infer_shapes(onnx.load(str(path)))
+    model = onnx.load(str(path))
+    if input_hw is not None:
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        for dim, value in zip(dims, (1, 3, *input_hw), strict=True):
+            dim.ClearField("dim_param")
+            dim.dim_value = value
+    model = shape_inference.infer_shapes(model)
     shapes = {
         v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
         for v in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)

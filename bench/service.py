@@ -317,11 +317,12 @@ def queue_gaps_ms(lines: list[dict[str, Any]]) -> list[float]:
 
 
 def compute_floor_ms(damage: Path, privacy: Path) -> dict[str, float]:
-    """Both models' GFLOPs at the float32 matrix-multiply rate of one thread (as bench/detector.py)."""
+    """Both models' GFLOPs on a 16:9 frame (damage 416x256, privacy 640x384: letterboxed to the stride)
+    at the float32 matrix-multiply rate of one thread (as bench/detector.py)."""
     from bench.detector import matmul_gflops, model_gflops
 
     rate = matmul_gflops(1)
-    g_damage, g_privacy = model_gflops(damage), model_gflops(privacy)
+    g_damage, g_privacy = model_gflops(damage, (256, 416)), model_gflops(privacy, (384, 640))
     return {
         "damage_gflops": g_damage,
         "privacy_gflops": g_privacy,

@@ -31,7 +31,9 @@ def health(request: Request) -> JSONResponse:
     try:
         path = request.app.state.settings.model_file()
         body["model"] = {"file": path.name, "present": path.is_file()}
-        if not path.is_file():
+        privacy = request.app.state.settings.privacy_model_file()
+        body["privacy_model"] = {"file": privacy.name, "present": privacy.is_file()}
+        if not (path.is_file() and privacy.is_file()):  # no photo is processed without both
             body["status"] = "error"
     except (ModelError, OSError, ValueError) as exc:
         body["status"], body["model"] = "error", str(exc)
