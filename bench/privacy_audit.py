@@ -3,6 +3,7 @@
     python bench/privacy_audit.py [FOLDER ...] [--labels bench/privacy_audit_labels.json]
         [--model weights/privacy-persons-vehicles.onnx] [--min-coverage 0.8] [--threads 1]
         [--time-runs 30] [--time-against MODEL] [--annotate DIR]
+    python bench/privacy_audit.py --sweep [--model ...]   # the operating-point curve
 
 FOLDER: folders searched (recursively) for the labelled file names; default ``../shared/data``
 relative to the repository root. Images are read from there and never copied.
@@ -27,6 +28,11 @@ Speed: the model's inference alone on one letterboxed 640 frame (``--threads``),
 same load (the load average is recorded with the result). ``--annotate DIR`` writes each anonymised frame with the labelled boxes drawn
 (green: protected by the grown boxes, orange: only by the band, red: not protected; magenta: the
 grown detection boxes; cyan: the horizon row) for a visual check.
+
+``--sweep``: the operating-point curve (issue 21): for each confidence threshold and box growth of a grid
+(``--sweep-conf``, ``--sweep-margin``), recall by the model alone and with the band, and the share of the
+photo's area the grown boxes destroy (mean over the frames); the model runs once per frame at the lowest
+threshold (NMS keeps the same boxes above any higher one). Results: ``privacy_audit-sweep[-<model>].json``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import argparse
 import hashlib
 import json
 import math
+import statistics
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -54,8 +61,11 @@ from detector.preprocess import letterbox, to_tensor, to_uint8_tensor  # noqa: E
 from service.domain.anonymize import (  # noqa: E402
     PRIVACY_MODEL_PATH,
     AnonymizationReport,
+    BlurredBox,
     PrivacyConfig,
     anonymize,
+    grow_box,
+    horizon_row,
     load_privacy_detector,
 )
 
@@ -273,6 +283,56 @@ def result_name(model: Path, horizon: float | None) -> str:
     return name
 
 
+def sweep(
+    detector: Detector,
+    images: dict[str, np.ndarray],
+    labels: Sequence[Label],
+    confs: Sequence[float],
+    margins: Sequence[float],
+    horizon: float | None,
+    min_coverage: float,
+) -> list[dict[str, Any]]:
+    """Recall (model alone, with the band) and destroyed area for every (threshold, growth) pair."""
+    config = PrivacyConfig(horizon=horizon)
+    found = {
+        frame: [
+            d
+            for d in detector.predict(image, conf=min(confs), multi_label=True)
+            if d.class_name in config.classes
+        ]
+        for frame, image in images.items()
+    }
+    rows = []
+    for conf in confs:
+        for margin in margins:
+            outcomes, areas = [], []
+            for frame, image in images.items():
+                h, w = image.shape[:2]
+                boxes = tuple(
+                    BlurredBox(d.class_name, d.confidence, grow_box(d.box, margin, w, h))
+                    for d in found[frame]
+                    if d.confidence >= conf
+                )
+                model, band = region_masks(AnonymizationReport(w, h, boxes, horizon_row(h, config.horizon)))
+                outcomes += [measure(lab, model, band) for lab in labels if lab.frame == frame]
+                areas.append(float(model.mean()))
+            n = len(outcomes)
+            by_model = sum(o.cover_model >= min_coverage for o in outcomes)
+            with_band = sum(o.cover_all >= min_coverage for o in outcomes)
+            lo, hi = wilson(by_model, n)
+            rows.append(
+                {
+                    "conf": conf,
+                    "margin": margin,
+                    "recall_model": round(by_model / n, 3),
+                    "ci95_model": f"{lo:.2f}-{hi:.2f}",
+                    "recall_with_band": round(with_band / n, 3),
+                    "area_destroyed_by_model": round(statistics.fmean(areas), 4),
+                }
+            )
+    return rows
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -296,6 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "band gives a camera whose horizon lies above the image (the RDD motorbike camera)",
     )
     parser.add_argument("--annotate", type=Path, default=None, help="write annotated anonymised frames here")
+    parser.add_argument("--sweep", action="store_true", help="the operating-point curve instead of one audit")
+    parser.add_argument("--sweep-conf", default="0.05,0.1,0.15,0.2,0.3")
+    parser.add_argument("--sweep-margin", default="0.1,0.15,0.25,0.35")
     args = parser.parse_args(argv)
 
     labels = load_labels(args.labels)
@@ -308,6 +371,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     detector: Detector = load_privacy_detector(args.model, args.threads)
     config = PrivacyConfig(horizon=args.horizon)
+    if args.sweep:
+        images = {frame: read_image(paths[frame][0]) for frame in frames}
+        confs = [float(v) for v in args.sweep_conf.split(",")]
+        margins = [float(v) for v in args.sweep_margin.split(",")]
+        rows = sweep(detector, images, labels, confs, margins, args.horizon, args.min_coverage)
+        print(table(rows, list(rows[0])))
+        name = result_name(args.model, args.horizon).replace("privacy_audit", "privacy_audit-sweep", 1)
+        print(
+            f"wrote {write_result(name, {'model': args.model.name, 'model_sha256': sha256(args.model), 'frames': len(frames), 'objects': len(labels), 'min_coverage': args.min_coverage, 'horizon': args.horizon, 'rows': rows})}"
+        )
+        return 0
     if args.annotate:
         args.annotate.mkdir(parents=True, exist_ok=True)
 
