@@ -75,6 +75,96 @@ def select_subset(names: Sequence[str], size: int, seed: int) -> list[str]:
     return sorted(ordered[i] for i in order[:size])
 
 
+STRATEGIES = ("random", "uncertain", "balanced")
+STORE_CONF = 0.25  # the service keeps detections from this confidence on (ROADWATCH_DETECT_CONF)
+PROPOSAL_CONF = 0.05  # ``balanced`` also looks at the model's weaker proposals
+
+
+def select_uncertain(detections: dict[str, list[tuple[str, float]]], size: int) -> list[str]:
+    """``labelstudio push --strategy uncertain``: frames with a stored detection, least certain one first.
+
+    As the service's query: the lowest confidence among a frame's detections at or above ``STORE_CONF``
+    orders the frames; frames without such a detection are never chosen (ties: by name)."""
+    least = {
+        name: min(c for _, c in dets if c >= STORE_CONF)
+        for name, dets in detections.items()
+        if any(c >= STORE_CONF for _, c in dets)
+    }
+    return sorted(sorted(least, key=lambda n: (least[n], n))[:size])
+
+
+def select_balanced(detections: dict[str, list[tuple[str, float]]], size: int, seed: int) -> list[str]:
+    """Half the budget class by class, half exploration.
+
+    First half: round-robin over the classes the model proposes (at or above ``PROPOSAL_CONF``), rarest
+    class first; per class the frame whose proposal of that class is nearest 0.5 (least decided). Second
+    half: a seeded random choice among the frames left, so the photos where the model sees nothing (its
+    blind spots on new roads) get their share."""
+    best: dict[str, dict[str, float]] = {}
+    for name, dets in detections.items():
+        for cls, conf in dets:
+            if conf >= PROPOSAL_CONF:
+                margin = abs(conf - 0.5)
+                best.setdefault(cls, {})
+                best[cls][name] = min(margin, best[cls].get(name, 1.0))
+    queues = {cls: sorted(frames, key=lambda n: (frames[n], n)) for cls, frames in best.items()}
+    order = sorted(queues, key=lambda cls: (len(queues[cls]), cls))
+    chosen: list[str] = []
+    taken: set[str] = set()
+    while len(chosen) < size // 2 and any(queues.values()):
+        for cls in order:
+            queue = queues[cls]
+            while queue and queue[0] in taken:
+                queue.pop(0)
+            if queue and len(chosen) < size // 2:
+                taken.add(queue[0])
+                chosen.append(queue.pop(0))
+    rest = sorted(set(detections) - taken)
+    pick = np.random.default_rng(seed).permutation(len(rest))[: size - len(chosen)]
+    return sorted(chosen + [rest[i] for i in pick])
+
+
+def choose(
+    strategy: str, names: Sequence[str], size: int, seed: int,
+    detections: dict[str, list[tuple[str, float]]] | None = None,
+) -> list[str]:  # fmt: skip
+    """The photos a strategy sends for correction from the pool ``names``."""
+    if strategy == "random":
+        return select_subset(names, size, seed)
+    if detections is None or set(detections) != set(names):
+        raise ValueError(f"{strategy}: needs the model's detections on every pool photo")
+    if size > len(names):
+        raise ValueError(f"asked for {size} photos of {len(names)}")
+    if strategy == "uncertain":
+        chosen = select_uncertain(detections, size)
+        if len(chosen) < size:
+            raise ValueError(f"uncertain: only {len(chosen)} pool photos have a detection, {size} asked")
+        return chosen
+    if strategy == "balanced":
+        return select_balanced(detections, size, seed)
+    raise ValueError(f"unknown strategy {strategy!r} (one of {', '.join(STRATEGIES)})")
+
+
+def pool_detections(rf: Path, cache: Path, threads: int = 2) -> dict[str, list[tuple[str, float]]]:
+    """The shipped default model's detections (class, confidence) at ``PROPOSAL_CONF`` on every pool photo."""
+    if cache.is_file():
+        return {k: [(c, float(x)) for c, x in v] for k, v in json.loads(cache.read_text()).items()}
+    from detector.manifest import default_model_path
+    from detector.model import Detector
+    from detector.preprocess import read_image
+
+    detector = Detector.from_path(default_model_path(), threads=threads)
+    out = {
+        p.name: [
+            (d.class_name, round(d.confidence, 4)) for d in detector.predict(read_image(p), PROPOSAL_CONF)
+        ]
+        for p in image_files(rf / "images" / "train")
+    }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(out) + "\n")
+    return out
+
+
 def run_tag(size: int, seed: int, variant: str = "") -> str:
     return f"n{size:04d}-s{seed}" + (f"-{variant}" if variant else "")
 
@@ -91,10 +181,16 @@ def pending(runs: list[tuple[int, int]], out: Path, variant: str = "") -> list[t
 
 
 def make_corrections(
-    rf: Path, out: Path, size: int, seed: int, oversample_pothole: int = 1
+    rf: Path,
+    out: Path,
+    size: int,
+    seed: int,
+    oversample_pothole: int = 1,
+    chosen: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """A corrections folder (``labelstudio pull`` layout) of ``size`` of ``rf``'s train photos + all val ones.
 
+    The photos: ``chosen`` (a strategy's choice), else a seeded random subset (``select_subset``).
     Photos and labels are symlinks into the built dataset ``rf``; ``valid/`` is its whole val split.
     """
     from training.adapt import POTHOLE_CLASS, oversample
@@ -102,7 +198,9 @@ def make_corrections(
     if out.exists():
         shutil.rmtree(out)
     pool = {p.name: p for p in image_files(rf / "images" / "train")}
-    chosen = select_subset(list(pool), size, seed)
+    chosen = sorted(chosen) if chosen is not None else select_subset(list(pool), size, seed)
+    if len(chosen) != size or not set(chosen) <= set(pool):
+        raise ValueError(f"chosen: {len(chosen)} photos, not {size} of the pool")
     (out / "train" / "images").mkdir(parents=True)
     (out / "train" / "labels").mkdir(parents=True)
     for name in chosen:
@@ -218,7 +316,13 @@ def one_run(args: argparse.Namespace, recipe: Recipe, size: int, seed: int, hold
     merged = run / "merged.json"
     if not (merged.is_file() and (run / "train" / "weights" / "last.pt").is_file()):
         run.mkdir(parents=True, exist_ok=True)
-        counts = make_corrections(args.rf, run / "corrections", size, seed, recipe.oversample_pothole)
+        names = [p.name for p in image_files(args.rf / "images" / "train")]
+        detections = (
+            None if args.strategy == "random" else pool_detections(args.rf, args.out / "pool-detections.json")
+        )
+        chosen = choose(args.strategy, names, size, seed, detections)
+        counts = make_corrections(args.rf, run / "corrections", size, seed, recipe.oversample_pothole, chosen)
+        (run / "chosen.json").write_text(json.dumps({"strategy": args.strategy, "photos": chosen}) + "\n")
         data = merge_training_data(run / "corrections", [args.base], run / "data", recipe.base_limit, seed)
         merged.write_text(json.dumps({"corrections": counts, "data": data}, indent=2) + "\n")
     info = json.loads(merged.read_text())
@@ -240,6 +344,7 @@ def one_run(args: argparse.Namespace, recipe: Recipe, size: int, seed: int, hold
         "size": size,
         "seed": seed,
         "variant": args.variant,
+        "strategy": args.strategy,
         "recipe": asdict(recipe),
         "device": args.device,
         "corrections": info["corrections"],
@@ -438,6 +543,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=parse_ints, default=list(DEFAULT_SIZES), help="in run order")
     p.add_argument("--seeds", type=parse_ints, default=[0, 1])
     p.add_argument("--variant", default="", help="name of a recipe variant (its own results file)")
+    p.add_argument(
+        "--strategy", choices=STRATEGIES, default="random",
+        help="which pool photos are corrected (labelstudio push); not random: name a --variant",
+    )  # fmt: skip
     p.add_argument("--epochs", type=int, default=Recipe.epochs)
     p.add_argument("--base-limit", type=int, default=Recipe.base_limit)
     p.add_argument("--batch", type=int, default=Recipe.batch)
@@ -456,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     for folder in (args.rf, args.base):
         if not (folder / "data.yaml").is_file():
             p.error(f"{folder}: not a built dataset (python -m datasets build --out {folder} SOURCE)")
+    if args.strategy != "random" and not args.variant:
+        p.error("--strategy: give the runs a --variant name (random runs are the curve's own)")
     recipe = Recipe(
         epochs=args.epochs,
         base_limit=args.base_limit,

@@ -118,3 +118,50 @@ def test_markdown_table_has_one_row_per_size() -> None:
         lines[2].startswith("| 0 (v2) | 1 | 0.050") and lines[3] == "| 25 | 1 | 0.100 | 0.000 | 0.700 | 2.0 |"
     )
     assert markdown([]) == "(no runs yet)"
+
+
+DETECTIONS = {  # pool photo -> the model's (class, confidence) proposals
+    "a.jpg": [("D00", 0.9), ("D20", 0.3)],
+    "b.jpg": [("D00", 0.26)],
+    "c.jpg": [("D40", 0.07)],
+    "d.jpg": [],
+    "e.jpg": [("D10", 0.5), ("D00", 0.12)],
+    "f.jpg": [],
+    "g.jpg": [("D00", 0.6)],
+    "h.jpg": [("D40", 0.45), ("D00", 0.3)],
+}
+
+
+def test_uncertain_follows_the_service_rule_least_certain_stored_detection_first() -> None:
+    from bench.adaptation import choose
+
+    names = sorted(DETECTIONS)
+    # Stored detections (>= 0.25) only: b 0.26, a 0.3, h 0.3, e 0.5, g 0.6; c, d, f never.
+    assert choose("uncertain", names, 3, 0, DETECTIONS) == ["a.jpg", "b.jpg", "h.jpg"]
+    assert choose("uncertain", names, 3, 5, DETECTIONS) == [
+        "a.jpg",
+        "b.jpg",
+        "h.jpg",
+    ]  # the seed: training only
+    with pytest.raises(ValueError, match="only 5 pool photos"):
+        choose("uncertain", names, 6, 0, DETECTIONS)
+    with pytest.raises(ValueError, match="detections"):
+        choose("uncertain", names, 2, 0, None)
+
+
+def test_balanced_takes_half_class_by_class_rarest_first_and_explores_the_rest() -> None:
+    from bench.adaptation import choose
+
+    names = sorted(DETECTIONS)
+    # Half of 4 by class: D10 (1 frame: e), then D20 (1 frame: a); the other 2 seeded among the rest.
+    for seed in range(5):
+        chosen = choose("balanced", names, 4, seed, DETECTIONS)
+        assert len(chosen) == len(set(chosen)) == 4 and {"a.jpg", "e.jpg"} <= set(chosen)
+    explored = {tuple(choose("balanced", names, 4, seed, DETECTIONS)) for seed in range(10)}
+    assert len(explored) > 1  # the exploring half depends on the seed
+    assert any({"d.jpg", "f.jpg"} & set(c) for c in explored)  # photos with no proposal can be chosen
+    # 6 of 8: D10 e, D20 a, D40 h (0.45 nearer 0.5 than c's 0.07), then 3 explored.
+    assert {"a.jpg", "e.jpg", "h.jpg"} <= set(choose("balanced", names, 6, 0, DETECTIONS))
+    assert choose("random", names, 4, 1) == choose("random", names, 4, 1, DETECTIONS)
+    with pytest.raises(ValueError, match="unknown strategy"):
+        choose("clever", names, 4, 0, DETECTIONS)
