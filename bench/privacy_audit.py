@@ -60,6 +60,7 @@ from detector import Detector, read_image  # noqa: E402
 from detector.preprocess import letterbox, to_tensor, to_uint8_tensor  # noqa: E402
 from service.domain.anonymize import (  # noqa: E402
     PRIVACY_MODEL_PATH,
+    PRIVACY_MODEL_PATHS,
     AnonymizationReport,
     BlurredBox,
     PrivacyConfig,
@@ -67,6 +68,7 @@ from service.domain.anonymize import (  # noqa: E402
     grow_box,
     horizon_row,
     load_privacy_detector,
+    privacy_operating_point,
 )
 
 DEFAULT_LABELS = ROOT / "bench" / "privacy_audit_labels.json"
@@ -273,6 +275,14 @@ def inference_ms(
     return {name: {k: round(v, 2) for k, v in summary_ms(ms).items()} for name, ms in samples.items()}
 
 
+def operating_point(model: Path) -> float:
+    """The threshold the service uses with this model file (its shipped operating point), else 0.2."""
+    for precision, path in PRIVACY_MODEL_PATHS.items():
+        if model.resolve() == path.resolve():
+            return privacy_operating_point(precision)
+    return PrivacyConfig().min_confidence
+
+
 def result_name(model: Path, horizon: float | None) -> str:
     """``privacy_audit``, ``-<model>`` for another model than the shipped fp32 one, ``-horizon-<h>``."""
     name = "privacy_audit"
@@ -345,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--min-coverage", type=float, default=0.8, help="fraction of a box that must be destroyed"
     )
+    parser.add_argument(
+        "--conf", type=float, default=None,
+        help="confidence threshold (default: the operating point of a shipped model file, else 0.2)",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--time-runs", type=int, default=30, help="timed inferences per model (0: no timing)")
     parser.add_argument("--time-against", type=Path, default=None, help="another model timed alongside")
@@ -370,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sources = {frame: source for frame, (_, source) in paths.items()}
 
     detector: Detector = load_privacy_detector(args.model, args.threads)
-    config = PrivacyConfig(horizon=args.horizon)
+    conf = args.conf if args.conf is not None else operating_point(args.model)
+    config = PrivacyConfig(horizon=args.horizon, min_confidence=conf)
     if args.sweep:
         images = {frame: read_image(paths[frame][0]) for frame in frames}
         confs = [float(v) for v in args.sweep_conf.split(",")]

@@ -32,7 +32,11 @@ def health(request: Request) -> JSONResponse:
         path = request.app.state.settings.model_file()
         body["model"] = {"file": path.name, "present": path.is_file()}
         privacy = request.app.state.settings.privacy_model_file()
-        body["privacy_model"] = {"file": privacy.name, "present": privacy.is_file()}
+        body["privacy_model"] = {
+            "file": privacy.name,
+            "present": privacy.is_file(),
+            "min_confidence": request.app.state.settings.privacy_threshold(),
+        }
         if not (path.is_file() and privacy.is_file()):  # no photo is processed without both
             body["status"] = "error"
     except (ModelError, OSError, ValueError) as exc:

@@ -55,6 +55,7 @@ def _safeguards(settings: Settings) -> dict[str, Any]:
             "stored; stored copies carry no EXIF"
         ),
         "privacy_model": f"{_privacy_model_name(settings)} (see weights/PRIVACY_MODEL.md)",
+        "privacy_min_confidence": settings.privacy_threshold(),
         "horizon_fraction": settings.privacy_horizon,
         "access": "staff accounts with roles viewer, reviewer, admin; vehicle tokens can only upload",
     }

@@ -26,10 +26,17 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 def test_precision_setting_picks_the_shipped_file(monkeypatch: pytest.MonkeyPatch) -> None:
     default = Settings(database_url=URL)
-    assert default.privacy_precision == "fp32"  # int8 protects fewer audit objects (weights/PRIVACY_MODEL.md)
-    assert default.privacy_model_file() == WEIGHTS / "privacy-persons-vehicles.onnx"
-    monkeypatch.setenv("ROADWATCH_PRIVACY_PRECISION", "int8")
-    assert Settings(database_url=URL).privacy_model_file() == WEIGHTS / "privacy-persons-vehicles-int8.onnx"
+    # int8 at its operating point protects as many audit objects as fp32 at 0.2 (weights/PRIVACY_MODEL.md)
+    assert default.privacy_precision == "int8"
+    assert default.privacy_model_file() == WEIGHTS / "privacy-persons-vehicles-int8.onnx"
+    assert default.privacy_threshold() == 0.16
+    monkeypatch.setenv("ROADWATCH_PRIVACY_PRECISION", "fp32")
+    fp32 = Settings(database_url=URL)
+    assert fp32.privacy_model_file() == WEIGHTS / "privacy-persons-vehicles.onnx"
+    assert fp32.privacy_threshold() == 0.2
+    monkeypatch.setenv("ROADWATCH_PRIVACY_MIN_CONFIDENCE", "0.05")  # a city's own choice wins
+    assert Settings(database_url=URL).privacy_threshold() == 0.05
+    monkeypatch.delenv("ROADWATCH_PRIVACY_MIN_CONFIDENCE")
     for wrong in ("fp16", "INT8", ""):
         monkeypatch.setenv("ROADWATCH_PRIVACY_PRECISION", wrong)
         with pytest.raises(ValidationError, match="privacy_precision"):
@@ -45,7 +52,7 @@ def person_boxes(image: np.ndarray, detector) -> list[tuple[int, int, int, int]]
 def test_int8_model_blurs_the_people_fp32_blurs(photo: str) -> None:
     image = decode_image((SAMPLES / photo).read_bytes())
     config = PrivacyConfig(horizon=None)  # the model alone: no band to hide a miss
-    fp32 = load_privacy_detector(Settings(database_url=URL).privacy_model_file())
+    fp32 = load_privacy_detector(Settings(database_url=URL, privacy_precision="fp32").privacy_model_file())
     int8_settings = Settings(database_url=URL, privacy_precision="int8")
     app = SimpleNamespace(state=SimpleNamespace(settings=int8_settings))  # what open311 reads of the app
     int8 = privacy_detector(app)  # the Open311 intake's loader: the file the setting names, loaded once
@@ -78,5 +85,6 @@ def test_transparency_record_names_the_privacy_model_in_use(settings: Settings) 
             assert record["safeguards"]["privacy_model"].startswith(f"weights/{name}.onnx "), record[
                 "safeguards"
             ]
+            assert record["safeguards"]["privacy_min_confidence"] == {"fp32": 0.2, "int8": 0.16}[precision]
     finally:
         engine.dispose()

@@ -151,7 +151,11 @@ def test_who_may_read(client, staff, sites, vehicle_token) -> None:  # type: ign
 def test_health_and_openapi(client) -> None:  # type: ignore[no-untyped-def]
     health = client.get("/health").json()
     assert health["database"] == "ok" and health["model"]["present"] is True and health["status"] == "ok"
-    assert health["privacy_model"] == {"file": "privacy-persons-vehicles.onnx", "present": True}
+    assert health["privacy_model"] == {
+        "file": "privacy-persons-vehicles-int8.onnx",  # the default, at its own operating point
+        "present": True,
+        "min_confidence": 0.16,
+    }
     assert "/api/v1/batches" in client.get("/openapi.json").json()["paths"]
 
 

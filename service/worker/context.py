@@ -75,7 +75,7 @@ def worker_context(settings: Settings) -> WorkerContext:
 def privacy_config(settings: Settings) -> PrivacyConfig:
     return PrivacyConfig(
         margin=settings.privacy_margin,
-        min_confidence=settings.privacy_min_confidence,
+        min_confidence=settings.privacy_threshold(),
         horizon=settings.privacy_horizon,
         horizon_margin=settings.privacy_horizon_margin,
     )
