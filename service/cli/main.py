@@ -117,8 +117,9 @@ def _labelstudio_parser(sub: Any) -> None:
     p.add_argument(
         "--strategy",
         choices=PUSH_STRATEGIES,
-        default=PushStrategy.UNCERTAIN,
-        help="uncertain: least certain detections first; rejected: sites staff rejected or relabelled",
+        default=PushStrategy.RANDOM,
+        help="random (default: it beat uncertain in bench/active_learning.py); uncertain: least certain "
+        "detections first; rejected: sites staff rejected or relabelled",
     )
     lsub.add_parser("pull", help="fetch finished annotations as YOLO labels into DATA_DIR/corrections")
 

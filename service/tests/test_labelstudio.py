@@ -419,9 +419,10 @@ def test_cli_push_and_pull(
         "ROADWATCH_LABELSTUDIO_DOCUMENT_ROOT": str(ls_settings.labelstudio_document_root),
     }.items():
         monkeypatch.setenv(key, str(value))
-    assert main(["labelstudio", "push", "--limit", "5", "--strategy", "uncertain"]) == 0
+    assert main(["labelstudio", "push", "--limit", "5"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["sent"] == 1 and out["tasks"][0]["frame_id"] == frame.id
+    assert out["strategy"] == "random"  # the default: it beat uncertain (bench/active_learning.py)
     assert main(["labelstudio", "pull"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["unfinished"] == 1
     monkeypatch.setenv("ROADWATCH_LABELSTUDIO_TOKEN", "wrong")
