@@ -425,6 +425,7 @@ def _tracked(session, frames: list[SimFrame], radius: float, search: float) -> l
     """Site id per detection with the per-drive association (tracks, registration, assignment)."""
     from sqlalchemy import text
 
+    from service.db.sites import rescore_sites
     from service.domain.ranking import DEFAULT_CONFIG
     from service.domain.tracking import FrameInput, Sighting
     from service.worker.association import AssociationConfig, associate_segment
@@ -450,9 +451,8 @@ def _tracked(session, frames: list[SimFrame], radius: float, search: float) -> l
                 if s is not None:
                     sightings.append(s)
             inputs.append(FrameInput(k, f.when, f.lat, f.lon, f.heading, tuple(sightings)))
-        result = associate_segment(
-            session, vehicle_id, inputs, config=config, model_version_id=None, ranking=DEFAULT_CONFIG
-        )
+        result = associate_segment(session, vehicle_id, inputs, config=config, model_version_id=None)
+        rescore_sites(session, result.sites, DEFAULT_CONFIG)  # as associate_ready does
         for key, site_id in result.site_of.items():
             ids[divmod(key, 100)] = site_id
     return [[ids.get((k, j), -1) for j in range(len(f.detections))] for k, f in enumerate(frames)]

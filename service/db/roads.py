@@ -280,19 +280,50 @@ def sections_near(session: Session, lat: float, lon: float, radius_m: float) -> 
     return [Candidate(sid, tuple(to_shape(geom).coords), oneway) for sid, geom, oneway in rows]
 
 
+# For each point: the 5 sections nearest by the index (``<->``), then the exact metric distance decides.
+_NEAREST_SECTIONS = text(
+    """
+    SELECT p.i, r.id, r.d
+    FROM unnest(CAST(:lats AS float8[]), CAST(:lons AS float8[])) WITH ORDINALITY AS p(lat, lon, i)
+    CROSS JOIN LATERAL (
+        SELECT c.id, ST_Distance(geography(c.geom), geography(ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))) AS d
+        FROM (SELECT id, geom FROM road_section
+              ORDER BY geom <-> ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326) LIMIT 5) c
+        ORDER BY d, c.id LIMIT 1
+    ) r
+    """
+)
+
+
+def nearest_sections(
+    session: Session, points: Sequence[tuple[float, float]], reach_m: float = SITE_SECTION_M
+) -> list[tuple[RoadSection, float] | None]:
+    """For each (lat, lon): the nearest section within ``reach_m`` (metric) and its distance; two queries
+    for any number of points."""
+    if not points:
+        return []
+    rows = session.execute(
+        _NEAREST_SECTIONS, {"lats": [p[0] for p in points], "lons": [p[1] for p in points]}
+    ).all()
+    near = {int(i): (sid, float(d)) for i, sid, d in rows if float(d) <= reach_m}
+    wanted = {sid for sid, _ in near.values()}
+    sections = (
+        {s.id: s for s in session.scalars(select(RoadSection).where(RoadSection.id.in_(wanted)))}
+        if wanted
+        else {}
+    )
+    out: list[tuple[RoadSection, float] | None] = []
+    for k in range(1, len(points) + 1):
+        found = near.get(k)
+        out.append((sections[found[0]], found[1]) if found else None)
+    return out
+
+
 def nearest_section(
     session: Session, lat: float, lon: float, reach_m: float = SITE_SECTION_M
 ) -> tuple[RoadSection, float] | None:
     """The section nearest to a point within ``reach_m`` (metric), with its distance."""
-    pt = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
-    near = select(RoadSection.id).order_by(RoadSection.geom.op("<->")(pt)).limit(5).scalar_subquery()
-    dist = func.ST_Distance(func.geography(RoadSection.geom), func.geography(pt))
-    row = session.execute(
-        select(RoadSection, dist).where(RoadSection.id.in_(near)).order_by(dist).limit(1)
-    ).first()
-    if row is None or row[1] > reach_m:
-        return None
-    return row[0], float(row[1])
+    return nearest_sections(session, [(lat, lon)], reach_m)[0]
 
 
 def label(section: RoadSection | None) -> str | None:

@@ -9,7 +9,7 @@ towards the observation, weighted by confidence and by how close the camera was.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from geotag import haversine_m, metres_per_degree_lon
 from service.db.history import SiteVerification
-from service.db.survey import cap_low_trust, survey_site
+from service.db.survey import cap_low_trust, survey_sites
 from service.db.tables import DamageSite, Frame, Observation, RoadSegment, point
 from service.domain.classes import COMPATIBLE
 from service.domain.history import NOT_SEEN_AGAIN, STILL_THERE, Pass, growth_m_per_30d
@@ -159,22 +159,27 @@ def add_observation(
     return site
 
 
-def site_growth(session: Session, site: DamageSite) -> float | None:
-    """The site's size trend across its sized sightings (metres per 30 days), for the ranking."""
+def site_growths(session: Session, site_ids: Collection[int]) -> dict[int, float | None]:
+    """Each site's size trend across its sized sightings (metres per 30 days), for the ranking; one query."""
     rows = session.execute(
-        select(Frame.captured_at, Observation.size_m)
+        select(Observation.site_id, Frame.captured_at, Observation.size_m)
         .join(Frame, Frame.id == Observation.frame_id)
         .where(
-            Observation.site_id == site.id, Observation.size_m.is_not(None), Frame.captured_at.is_not(None)
+            Observation.site_id.in_(list(site_ids)),
+            Observation.size_m.is_not(None),
+            Frame.captured_at.is_not(None),
         )
     ).all()
-    return growth_m_per_30d([Pass(0, "", at, True, size) for at, size in rows if at is not None])
+    passes: dict[int, list[Pass]] = {sid: [] for sid in site_ids}
+    for sid, at, size in rows:
+        if sid is not None and at is not None:  # both filtered in the query; for the type checker
+            passes[sid].append(Pass(0, "", at, True, size))
+    return {sid: growth_m_per_30d(p) for sid, p in passes.items()}
 
 
-def missed_passes(session: Session, site: DamageSite) -> int:
+def missed_passes(check: SiteVerification | None, site: DamageSite) -> int:
     """Covering passes since the site's last sighting that did not see it, as the verification of routine
     drives last counted them (``service/db/history.py``); 0 when a sighting came after that check."""
-    check = session.get(SiteVerification, site.id)
     if check is None or check.state not in (STILL_THERE, NOT_SEEN_AGAIN):
         return 0
     if check.since is not None and site.last_seen > check.since:
@@ -182,21 +187,8 @@ def missed_passes(session: Session, site: DamageSite) -> int:
     return check.passes_since
 
 
-def rescore(site: DamageSite, config: RankingConfig, now: datetime | None = None) -> None:
-    """Recompute priority, its components, severity and the config version on the site."""
-    session = object_session(site) if site.id is not None else None
-    survey = survey_site(session, site) if session is not None else None
-    facts = SiteFacts(
-        class_name=site.class_name,
-        size_m=site.size_m,
-        confidence=site.max_confidence,
-        sightings=max(site.sightings, 1),
-        last_seen=site.last_seen,
-        road_importance=site.road_importance,
-        growth_m_per_30d=site_growth(session, site) if session is not None else None,
-        missed_passes=missed_passes(session, site) if session is not None else 0,
-    )
-    result = score(facts, now or datetime.now(UTC), config)
+def _apply(site: DamageSite, facts: SiteFacts, config: RankingConfig, now: datetime) -> None:
+    result = score(facts, now, config)
     site.priority = result.priority
     site.score_components = {
         "components": result.components,
@@ -205,7 +197,51 @@ def rescore(site: DamageSite, config: RankingConfig, now: datetime | None = None
     }
     site.ranking_version = result.config_version
     site.severity = severity(facts)
-    cap_low_trust(site, survey)  # seen only in unusable frames: shown, never ranked high
+
+
+def _facts(site: DamageSite, growth: float | None = None, missed: int = 0) -> SiteFacts:
+    return SiteFacts(
+        class_name=site.class_name,
+        size_m=site.size_m,
+        confidence=site.max_confidence,
+        sightings=max(site.sightings, 1),
+        last_seen=site.last_seen,
+        road_importance=site.road_importance,
+        growth_m_per_30d=growth,
+        missed_passes=missed,
+    )
+
+
+def rescore_sites(
+    session: Session, sites: Sequence[DamageSite], config: RankingConfig, now: datetime | None = None
+) -> None:
+    """Recompute priority, its components, severity and the config version on each site: its section,
+    sightings, growth and verification read for all of them at once (a few queries, not a few per site).
+    New sites are written first, so they get ids, sections and the low-trust check like the others."""
+    sites = list({id(s): s for s in sites}.values())
+    if not sites:
+        return
+    session.flush()
+    now = now or datetime.now(UTC)
+    ids = [site.id for site in sites]
+    surveys = survey_sites(session, sites)
+    growth = site_growths(session, ids)
+    checks = {
+        c.site_id: c
+        for c in session.scalars(select(SiteVerification).where(SiteVerification.site_id.in_(ids)))
+    }
+    for site in sites:
+        _apply(site, _facts(site, growth.get(site.id), missed_passes(checks.get(site.id), site)), config, now)
+        cap_low_trust(site, surveys.get(site.id) if surveys is not None else None)  # unusable frames only
+
+
+def rescore(site: DamageSite, config: RankingConfig, now: datetime | None = None) -> None:
+    """:func:`rescore_sites` for one site; a site in no session (not stored) is scored from itself alone."""
+    session = object_session(site)
+    if session is None:
+        _apply(site, _facts(site), config, now or datetime.now(UTC))
+    else:
+        rescore_sites(session, [site], config, now)
 
 
 def rescore_all(sessions: sessionmaker[Session], config: RankingConfig, batch: int = 1000) -> int:
@@ -220,8 +256,7 @@ def rescore_all(sessions: sessionmaker[Session], config: RankingConfig, batch: i
                 .limit(batch)
                 .with_for_update(skip_locked=True)
             ).all()
-            for site in sites:
-                rescore(site, config)
+            rescore_sites(session, sites, config)
         if not sites:
             return done
         done += len(sites)

@@ -1,7 +1,7 @@
 """What each processed frame tells about the road network: its section, footprint and capture quality; and
 what that means for the sites it saw (their section, low trust when only unusable frames saw them).
 
-``record_frame`` runs in the worker's frame transaction, ``survey_site`` whenever a site is rescored; both
+``record_frame`` runs in the worker's frame transaction, ``survey_sites`` whenever sites are rescored; both
 take the road network's advisory lock shared, so an import (which takes it exclusively) never runs while a
 frame or site is being attached to sections it is removing.
 """
@@ -17,11 +17,11 @@ from typing import Any
 import shapely
 from geoalchemy2.shape import to_shape
 from sqlalchemy import TextClause, distinct, func, select, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from service.db.coverage import recount_passes
 from service.db.road_tables import ROADS_LOCK, FrameQuality, SiteSurvey
-from service.db.roads import nearest_section, radius_deg
+from service.db.roads import nearest_sections, radius_deg
 from service.db.tables import DamageSite, Frame, Observation
 from service.domain.geo import Camera
 from service.domain.matching import (
@@ -33,7 +33,6 @@ from service.domain.matching import (
     seen_interval,
 )
 from service.domain.quality import Thresholds, Verdict
-from service.domain.ranking import RankingConfig
 from service.settings import Settings
 
 PREVIOUS_WINDOW = timedelta(seconds=30)  # the drive's previous frame, for continuity of the match
@@ -227,35 +226,44 @@ def record_frame(
     return FrameSurvey(cand.id if cand else None, seen, verdict is None or verdict.usable)
 
 
-def survey_site(session: Session, site: DamageSite) -> SiteSurvey | None:
-    """Refresh the site's section (and road importance) and its usable/unusable sightings.
+def survey_sites(session: Session, sites: Sequence[DamageSite]) -> dict[int, SiteSurvey] | None:
+    """Refresh each site's section (and road importance) and its usable/unusable sightings, by site id.
 
-    Called whenever a site is rescored (``service/db/sites.py``), before scoring; ``cap_low_trust`` after. Skipped (None) while an import replaces the network: the import
-    re-attaches every committed site, and the next rescore this one.
+    Called whenever sites are rescored (``service/db/sites.py``), before scoring; ``cap_low_trust`` after.
+    Three queries for any number of sites. Skipped (None) while an import replaces the network: the import
+    re-attaches every committed site, and the next rescore these.
     """
     if not session.scalar(select(func.pg_try_advisory_xact_lock_shared(ROADS_LOCK))):
         return None
     session.flush()
-    usable, unusable = session.execute(
-        select(
-            func.count(distinct(Observation.frame_id)).filter(FrameQuality.usable.is_not(False)),
-            func.count(distinct(Observation.frame_id)).filter(FrameQuality.usable.is_(False)),
+    ids = [site.id for site in sites]
+    counts = {
+        sid: (int(usable), int(unusable))
+        for sid, usable, unusable in session.execute(
+            select(
+                Observation.site_id,
+                func.count(distinct(Observation.frame_id)).filter(FrameQuality.usable.is_not(False)),
+                func.count(distinct(Observation.frame_id)).filter(FrameQuality.usable.is_(False)),
+            )
+            .select_from(Observation)
+            .outerjoin(FrameQuality, FrameQuality.frame_id == Observation.frame_id)
+            .where(Observation.site_id.in_(ids))
+            .group_by(Observation.site_id)
         )
-        .select_from(Observation)
-        .outerjoin(FrameQuality, FrameQuality.frame_id == Observation.frame_id)
-        .where(Observation.site_id == site.id)
-    ).one()
-    survey = session.get(SiteSurvey, site.id)
-    if survey is None:
-        survey = SiteSurvey(site_id=site.id)
-        session.add(survey)
-    survey.usable_sightings, survey.unusable_sightings = int(usable), int(unusable)
-    pos = to_shape(site.position)
-    found = nearest_section(session, pos.y, pos.x)
-    survey.section_id = found[0].id if found else None
-    survey.section_distance_m = found[1] if found else None
-    site.road_importance = found[0].importance if found else None
-    return survey
+    }
+    surveys = {s.site_id: s for s in session.scalars(select(SiteSurvey).where(SiteSurvey.site_id.in_(ids)))}
+    positions = [to_shape(site.position) for site in sites]
+    nearest = nearest_sections(session, [(pos.y, pos.x) for pos in positions])
+    for site, found in zip(sites, nearest, strict=True):
+        survey = surveys.get(site.id)
+        if survey is None:
+            survey = surveys[site.id] = SiteSurvey(site_id=site.id)
+            session.add(survey)
+        survey.usable_sightings, survey.unusable_sightings = counts.get(site.id, (0, 0))
+        survey.section_id = found[0].id if found else None
+        survey.section_distance_m = found[1] if found else None
+        site.road_importance = found[0].importance if found else None
+    return surveys
 
 
 def cap_low_trust(site: DamageSite, survey: SiteSurvey | None) -> None:
@@ -266,38 +274,3 @@ def cap_low_trust(site: DamageSite, survey: SiteSurvey | None) -> None:
     components["low_trust"] = True
     site.score_components = components
     site.priority = min(site.priority, LOW_TRUST_MAX_PRIORITY)
-
-
-_SITES_OF_DRIVES = text(
-    """
-    SELECT DISTINCT o.site_id FROM observation o
-    JOIN drive_frame df ON df.frame_id = o.frame_id
-    WHERE df.drive_id = ANY(:drives) AND o.site_id IS NOT NULL
-    ORDER BY o.site_id
-    """
-)
-
-
-def refresh_sites_of_drives(
-    sessions: sessionmaker[Session], drive_ids: Sequence[int], ranking: RankingConfig
-) -> int:
-    """Once drives are associated, rescore their sites: each gets its section and, when only unusable
-    frames saw it, the low-trust cap (association creates sites before they have ids)."""
-    from service.db.sites import rescore
-
-    with sessions() as session, session.begin():
-        ids = list(session.scalars(_SITES_OF_DRIVES, {"drives": list(drive_ids)}))
-        if not ids:
-            return 0
-        for site in session.scalars(
-            select(DamageSite).where(DamageSite.id.in_(ids)).order_by(DamageSite.id).with_for_update()
-        ):
-            rescore(site, ranking)
-    return len(ids)
-
-
-def refresh_sites_of_drive(sessions: sessionmaker[Session], frame_id: int, ranking: RankingConfig) -> int:
-    """:func:`refresh_sites_of_drives` for the drive of one frame (0 when it is in none yet)."""
-    with sessions() as session:
-        drive = session.scalar(text("SELECT drive_id FROM drive_frame WHERE frame_id = :f"), {"f": frame_id})
-    return 0 if drive is None else refresh_sites_of_drives(sessions, [drive], ranking)

@@ -33,7 +33,7 @@ from service.db.history import SiteVerification, timeline, verify_changed
 from service.db.road_files import read_network
 from service.db.roads import import_network
 from service.db.sites import rescore
-from service.db.survey import record_frame, refresh_sites_of_drive
+from service.db.survey import record_frame
 from service.db.tables import DamageSite, Frame, Observation, UploadBatch, point
 from service.db.users import add_user
 from service.db.vehicles import add_vehicle
@@ -153,7 +153,6 @@ def _drive(
                 )  # fmt: skip
             last = frame.id
     associate_ready(sessions, last, config=AssociationConfig(), model_version_id=None, ranking=DEFAULT_CONFIG)
-    refresh_sites_of_drive(sessions, last, DEFAULT_CONFIG)  # as the pipeline does next: sections, trust
     return len(route)
 
 

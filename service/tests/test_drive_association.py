@@ -86,7 +86,6 @@ def test_two_workers_on_overlapping_segments_make_one_site(sessions: sessionmake
                 frames,
                 config=AssociationConfig(),
                 model_version_id=None,
-                ranking=DEFAULT_CONFIG,
                 before_write=hook,  # type: ignore[arg-type]
             )
         finished[name] = time.monotonic()
@@ -124,7 +123,6 @@ def test_workers_in_other_parts_of_the_city_do_not_wait(sessions: sessionmaker[S
                 frames,
                 config=AssociationConfig(),
                 model_version_id=None,
-                ranking=DEFAULT_CONFIG,
                 before_write=hook,  # type: ignore[arg-type]
             )
 

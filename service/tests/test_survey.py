@@ -160,10 +160,12 @@ def test_a_parallel_street_15_m_away_is_not_confused(sessions: sessionmaker[Sess
     assert all(s is not None and s.startswith("f1:") for _, s in frames[1:])
 
 
-def _site_with_frame(session: Session, usable: bool) -> DamageSite:
+def _site_with_frame(
+    session: Session, usable: bool, key: str = "x", north_m: float = 0.0, size_m: float = 1.5
+) -> DamageSite:
     vehicle, batch = _vehicle(session)
     frame = Frame(
-        sha256=hashlib.sha256(b"x").hexdigest(),
+        sha256=hashlib.sha256(key.encode()).hexdigest(),
         vehicle_id=vehicle.id,
         batch_id=batch.id,
         filename="x.jpg",
@@ -184,11 +186,11 @@ def _site_with_frame(session: Session, usable: bool) -> DamageSite:
     site = DamageSite(
         class_name="D40",
         class_votes={"D40": 0.95},
-        position=point(60.16760, 24.94948),
+        position=point(60.16760 + north_m / 111_320.0, 24.94948),
         first_seen=T0,
         last_seen=T0,
         max_confidence=0.95,
-        size_m=1.5,
+        size_m=size_m,
         sightings=6,
         n_observations=6,
     )
@@ -221,6 +223,63 @@ def test_sites_seen_only_in_unusable_frames_are_low_trust(
             assert site.priority == LOW_TRUST_MAX_PRIORITY and site.score_components["low_trust"] is True
         quality = session.get(FrameQuality, site.observations[0].frame_id)
         assert quality is not None and quality.usable is usable
+
+
+def test_rescoring_many_sites_at_once_equals_one_by_one_in_a_fixed_number_of_queries(
+    sessions: sessionmaker[Session],
+) -> None:
+    from sqlalchemy import event
+
+    from service.db.sites import rescore_sites
+
+    import_network(sessions, HELSINKI)
+
+    def scored(session: Session, sites: list[DamageSite]) -> list[tuple[object, ...]]:
+        out: list[tuple[object, ...]] = []
+        for site in sites:
+            survey = session.get(SiteSurvey, site.id)
+            out.append(
+                (
+                    site.priority,
+                    json.dumps(site.score_components, sort_keys=True),
+                    site.severity,
+                    site.road_importance,
+                    survey.section_id if survey else None,
+                    (survey.usable_sightings, survey.unusable_sightings) if survey else None,
+                )
+            )
+        return out
+
+    with transaction(sessions) as session:
+        # On Fabianinkatu, usable and unusable; one 400 m north, off every road the extract has near it.
+        sites = [
+            _site_with_frame(session, usable=k % 2 == 0, key=f"many-{k}", north_m=3.0 * k, size_m=0.5 + k / 4)
+            for k in range(6)
+        ] + [_site_with_frame(session, usable=True, key="far", north_m=400.0)]
+        for site in sites:
+            rescore(site, DEFAULT_CONFIG, now=T0)
+        one_by_one = scored(session, sites)
+        for site in sites:
+            site.priority, site.score_components, site.road_importance = 0.0, {}, None
+        statements: list[str] = []
+        listen = lambda *a: statements.append(a[2])  # noqa: E731  (conn, cursor, statement, ...)
+        event.listen(session.get_bind(), "before_cursor_execute", listen)
+
+        def reads(batch: list[DamageSite]) -> int:  # queries, not the writes of what changed
+            session.flush()
+            statements.clear()
+            rescore_sites(session, batch, DEFAULT_CONFIG, now=T0)
+            return sum(1 for sql in statements if sql.lstrip().upper().startswith(("SELECT", "WITH")))
+
+        try:
+            many = reads(sites)
+            two = reads(sites[:2])
+        finally:
+            event.remove(session.get_bind(), "before_cursor_execute", listen)
+        assert scored(session, sites) == one_by_one
+        assert many == two <= 8  # lock, counts, surveys, nearest sections, their rows, growth, checks
+        assert one_by_one[-1][4] is None and one_by_one[0][4] == "w4243036:1"
+        assert {row[1].count("low_trust") for row in one_by_one[:6]} == {0, 1}
 
 
 def test_the_street_shows_in_the_list_site_page_exports_and_work_orders(app, client, staff) -> None:  # type: ignore[no-untyped-def]

@@ -23,13 +23,11 @@ from service.db.drives import Drive, Track
 from service.db.sites import (
     ROAD_SEARCH_M,
     new_site,
-    rescore,
     site_latlon,
 )
 from service.db.tables import DamageSite, point
 from service.domain import tracking
 from service.domain.classes import COMPATIBLE
-from service.domain.ranking import RankingConfig
 from service.domain.registration import assign_tracks, register_drive
 from service.domain.statuses import SITE_ASSOCIABLE, SiteStatus
 
@@ -64,6 +62,7 @@ class SegmentResult:
     track_of: dict[int, int] = field(default_factory=dict)  # sighting key -> track id
     positions: dict[int, tuple[float, float]] = field(default_factory=dict)  # sighting key -> lat, lon
     frame_offsets: dict[int, tuple[float, float]] = field(default_factory=dict)  # frame key -> east, north
+    sites: list[DamageSite] = field(default_factory=list)  # every site the segment's tracks went to
 
 
 def cell_keys(points: Iterable[tuple[float, float]], margin_m: float) -> list[int]:
@@ -182,11 +181,13 @@ def associate_segment(
     *,
     config: AssociationConfig,
     model_version_id: int | None,
-    ranking: RankingConfig,
     drive: Drive | None = None,
     before_write: Callable[[], None] | None = None,
 ) -> SegmentResult:
     """Track, register and assign one drive segment (``frames`` in time order); write sites, tracks, drive.
+
+    The sites it wrote (``result.sites``) are not rescored here: the caller links its observations to them
+    first and then rescores them once (``rescore_sites``), so sightings, sections and trust count them.
 
     Takes the lock of every map cell the segment's tracks may touch, so a concurrent segment over the
     same defects waits and then sees this one's sites. Commits nothing: the caller's transaction does.
@@ -259,8 +260,8 @@ def associate_segment(
         importance = road_importances(session, [to_shape(x.position) for x in touched])
         for x, value in zip(touched, importance, strict=True):
             x.road_importance = value
-            rescore(x, ranking)
     session.flush()
+    result.sites = touched
     placed = [site_by_track[i] for i in range(len(tracks))]
     rows = []
     for i, (t, site) in enumerate(zip(tracks, placed, strict=True)):

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.drives import Drive, DriveFrame, TrackObservation
 from service.db.engine import transaction
+from service.db.sites import rescore_sites
 from service.db.tables import Frame, Observation, Vehicle, point
 from service.domain import tracking
 from service.domain.geo import Camera
@@ -167,7 +168,6 @@ def associate_ready(
                 inputs,
                 config=config,
                 model_version_id=model_version_id,
-                ranking=ranking,
                 drive=drive,
                 before_write=before_write,
             )
@@ -175,6 +175,7 @@ def associate_ready(
                 if obs.id in result.site_of:
                     obs.site_id = result.site_of[obs.id]
                     obs.position = point(*result.positions[obs.id])
+            rescore_sites(session, result.sites, ranking)  # once, with the sightings just linked
             session.add_all(
                 TrackObservation(observation_id=k, track_id=v) for k, v in result.track_of.items()
             )

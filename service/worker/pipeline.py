@@ -34,7 +34,7 @@ from geotag import bearing_deg, haversine_m
 from service.db.engine import transaction
 from service.db.profiling import PROFILER, stage
 from service.db.store import ImageStore
-from service.db.survey import quality_thresholds, record_frame, refresh_sites_of_drives
+from service.db.survey import quality_thresholds, record_frame
 from service.db.tables import Frame, Observation, Vehicle, point
 from service.domain.anonymize import PrivacyConfig, anonymize, band_for, encode_jpeg
 from service.domain.geo import Camera, locate_detection
@@ -164,12 +164,12 @@ def anonymize_frame(
 
 def process_frame(ctx: WorkerContext, frame_id: int) -> str:
     """Anonymize, then (for located frames) detect and locate, once; then associate the frame's drive
-    if all its frames are located (a retry finishes an association a crash interrupted), and rescore
-    the sites of what it associated."""
+    if all its frames are located (a retry finishes an association a crash interrupted); the sites it
+    touched are rescored in the same transaction."""
     status, seen = _process_frame(ctx, frame_id)
     if status in (FrameStatus.DONE, FrameStatus.FAILED):
         with stage("associate"):
-            drives = associate_ready(
+            associate_ready(
                 ctx.sessions,
                 frame_id,
                 config=AssociationConfig(radius_m=ctx.settings.association_radius_m),
@@ -177,9 +177,6 @@ def process_frame(ctx: WorkerContext, frame_id: int) -> str:
                 ranking=ctx.ranking,
                 seen=seen,
             )
-        if drives:  # whoever associates a drive rescores its sites
-            with stage("rescore sites"):
-                refresh_sites_of_drives(ctx.sessions, drives, ctx.ranking)  # sections, low trust
     return status
 
 
