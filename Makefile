@@ -7,7 +7,7 @@ DATA ?= ../shared/data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help setup system-deps test lint run db-start db-stop dataset train train-v1 release privacy-int8 bench clean labelstudio-start labelstudio-stop adapt demo
+.PHONY: help setup system-deps test lint run db-start db-stop dataset train train-v1 release privacy-int8 bench clean labelstudio-start labelstudio-stop adapt demo adaptation-curve
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -89,6 +89,20 @@ bench: setup ## All benchmarks (minutes; run on a quiet machine): tables on stdo
 	$(PY) bench/privacy_audit.py $(DATA)
 	$(PY) bench/roads.py
 	$(PY) bench/quality.py
+
+# The adaptation learning curve (tuned recipe) and the push-strategy comparison of weights/MODEL.md: about
+# 6 hours on 2 CPU cores, minutes on a GPU (DEVICE=0); every finished run is kept in runs/adaptation/ and
+# skipped, a killed one resumes from its last epoch. Run it niced in the background.
+DEVICE ?= cpu
+TUNED := --variant e10-lr5e-4-b400-p3 --epochs 10 --lr0 0.0005 --base-limit 400 --oversample-pothole 3
+adaptation-curve: dataset ## Learning curve + push strategies compared (hours; resumable; DEVICE=0 on a GPU)
+	$(PY) -m datasets build --quiet --out data/rf $(DATA)/roboflow-road-crack >/dev/null
+	$(PY) bench/adaptation.py --device $(DEVICE) $(TUNED)
+	$(PY) bench/adaptation.py --device $(DEVICE) --sizes 50,100,200 --seeds 0,1,2
+	$(PY) bench/adaptation.py --device $(DEVICE) --sizes 50,100,200 --seeds 0,1,2 --strategy uncertain --variant uncertain
+	$(PY) bench/adaptation.py --device $(DEVICE) --sizes 50,100,200 --seeds 0,1,2 --strategy balanced --variant balanced
+	$(PY) bench/active_learning.py
+	$(PY) bench/preannotation.py
 
 clean: db-stop labelstudio-stop
 	rm -rf .venv .pg .cache var
