@@ -1,6 +1,7 @@
 """Does anonymization hide damage? The damage model's accuracy on original vs anonymized images.
 
     python bench/anonymized_map.py --weights weights/X-fp32.onnx --data data/rdd-cm [--split val]
+        [--camera PITCH,HFOV | --horizon H] [--privacy int8|fp32] [--conf C]
 
 Each validation image is anonymized exactly as the worker does it (persons and vehicles pixelated
 with a margin, the band above the horizon blurred) and evaluated through our ONNX path; the table
@@ -18,7 +19,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import table, write_result
-from service.domain.anonymize import PrivacyConfig, anonymize, band_for, load_privacy_detector
+from service.domain.anonymize import (
+    PRIVACY_MODEL_PATHS,
+    PrivacyConfig,
+    anonymize,
+    band_for,
+    load_privacy_detector,
+    privacy_operating_point,
+)
 from service.domain.geo import Camera
 from training.evaluate import evaluate
 
@@ -40,15 +48,25 @@ def main() -> int:
         "--horizon-margin, as the worker does by default (overrides --horizon)",
     )
     parser.add_argument("--horizon-margin", type=float, default=0.05)
+    parser.add_argument(
+        "--privacy",
+        choices=sorted(PRIVACY_MODEL_PATHS),
+        default="int8",
+        help="privacy model file (service default)",
+    )
+    parser.add_argument("--conf", type=float, help="privacy threshold (default: the file's operating point)")
     args = parser.parse_args()
-    privacy = load_privacy_detector(threads=2)
+    privacy = load_privacy_detector(PRIVACY_MODEL_PATHS[args.privacy], threads=2)
+    conf = args.conf if args.conf is not None else privacy_operating_point(args.privacy)
     camera = None
     if args.camera:
         pitch, hfov = (float(v) for v in args.camera.split(","))
         camera = Camera(pitch_deg=pitch, hfov_deg=hfov)
         args.horizon = f"camera-{pitch:g}-{hfov:g}"
     config = PrivacyConfig(
-        horizon=None if camera else args.horizon, horizon_margin=args.horizon_margin if camera else None
+        horizon=None if camera else args.horizon,
+        horizon_margin=args.horizon_margin if camera else None,
+        min_confidence=conf,
     )
     blurred_share: list[float] = []
     bands: list[float] = []
@@ -77,10 +95,14 @@ def main() -> int:
     print(f"\nmean share of each image inside person/vehicle boxes: {mean_share:.1%}; horizon {args.horizon}")
     if bands:
         print(f"band blurred from the top: {min(bands):.3f}..{max(bands):.3f} of the height")
+    default_point = args.privacy == "int8" and args.conf is None
+    suffix = "" if default_point else f"-{args.privacy}-{conf:g}"
     path = write_result(
-        f"anonymized_map-horizon-{args.horizon}",
+        f"anonymized_map-horizon-{args.horizon}{suffix}",
         {
             "weights": args.weights.name,
+            "privacy_model": PRIVACY_MODEL_PATHS[args.privacy].name,
+            "privacy_min_confidence": conf,
             "split": args.split,
             "rows": rows,
             "horizon": args.horizon,

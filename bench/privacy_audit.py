@@ -29,6 +29,10 @@ same load (the load average is recorded with the result). ``--annotate DIR`` wri
 (green: protected by the grown boxes, orange: only by the band, red: not protected; magenta: the
 grown detection boxes; cyan: the horizon row) for a visual check.
 
+Cost: the data sets' own damage boxes of each frame (RDD's VOC XML, the Roboflow export's labels) and the
+share of each destroyed by the grown boxes, the band or either; a damage box at least half destroyed is
+counted as hidden from reviewers and annotators (``damage_cost`` in the result).
+
 ``--sweep``: the operating-point curve (issue 21): for each confidence threshold and box growth of a grid
 (``--sweep-conf``, ``--sweep-margin``), recall by the model alone and with the band, and the share of the
 photo's area the grown boxes destroy (mean over the frames); the model runs once per frame at the lowest
@@ -46,16 +50,21 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import summary_ms, table, time_calls, write_result  # noqa: E402
+from datasets.classes import CANONICAL_CLASSES, canonical_name  # noqa: E402
+from datasets.voc import parse_voc  # noqa: E402
+from datasets.yolo import read_names, read_yolo_labels  # noqa: E402
 from detector import Detector, read_image  # noqa: E402
 from detector.preprocess import letterbox, to_tensor, to_uint8_tensor  # noqa: E402
 from service.domain.anonymize import (  # noqa: E402
@@ -75,6 +84,9 @@ DEFAULT_LABELS = ROOT / "bench" / "privacy_audit_labels.json"
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 CLASSES = ("person", "vehicle")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+PxBox = tuple[int, int, int, int]
+Mask = npt.NDArray[np.bool_]
+Image = npt.NDArray[np.uint8]
 # Size by the square root of the box area, in pixels (COCO's small/medium/large split is 32/96).
 SIZE_BUCKETS = ((0, 32, "small <32px"), (32, 96, "medium 32-96px"), (96, math.inf, "large >=96px"))
 METHOD = (
@@ -155,7 +167,7 @@ def index_images(folders: Iterable[Path], wanted: set[str]) -> dict[str, tuple[P
     return found
 
 
-def region_masks(report: AnonymizationReport) -> tuple[np.ndarray, np.ndarray]:
+def region_masks(report: AnonymizationReport) -> tuple[Mask, Mask]:
     """Boolean masks of the destroyed pixels: grown detection boxes, horizon band."""
     model = np.zeros((report.height, report.width), bool)
     for b in report.boxes:
@@ -167,7 +179,7 @@ def region_masks(report: AnonymizationReport) -> tuple[np.ndarray, np.ndarray]:
     return model, band
 
 
-def measure(label: Label, model: np.ndarray, band: np.ndarray) -> Outcome:
+def measure(label: Label, model: Mask, band: Mask) -> Outcome:
     h, w = model.shape
     x1, y1, x2, y2 = label.box
     x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
@@ -183,6 +195,54 @@ def measure(label: Label, model: np.ndarray, band: np.ndarray) -> Outcome:
         size=math.sqrt(area),
         at_edge=x1 == 0 or y1 == 0 or x2 == w or y2 == h,
     )
+
+
+DAMAGE_DESTROYED = 0.5  # a damage box with at least half its area destroyed is hidden from reviewers
+
+
+def damage_boxes(image: Path) -> list[PxBox] | None:
+    """The data set's own damage boxes of an audit frame (D00-D40, repairs left out), in pixels: RDD2022's
+    ``annotations/xmls/<stem>.xml`` or a YOLO export's ``labels/<stem>.txt`` beside ``images/``; None when
+    the frame has no label file (unknown: not counted)."""
+    split = image.parent.parent
+    xml = split / "annotations" / "xmls" / f"{image.stem}.xml"
+    if xml.is_file():
+        w, h, boxes = parse_voc(xml)
+    else:
+        txt = split / "labels" / f"{image.stem}.txt"
+        root = split.parent
+        if not txt.is_file() or not (root / "data.yaml").is_file():
+            return None
+        h, w = read_image(image).shape[:2]
+        boxes = read_yolo_labels(txt, read_names(root))
+    out = []
+    for b in boxes:
+        if canonical_name(b.name) not in CANONICAL_CLASSES:
+            continue
+        c = b.clipped()
+        box = (round(c.x1 * w), round(c.y1 * h), round(c.x2 * w), round(c.y2 * h))
+        if box[2] > box[0] and box[3] > box[1]:
+            out.append(box)
+    return out
+
+
+def damage_cover(box: PxBox, model: Mask, band: Mask) -> tuple[float, float, float]:
+    """Share of a damage box destroyed by the grown person/vehicle boxes, by the band, by either."""
+    x1, y1, x2, y2 = box
+    m, b = model[y1:y2, x1:x2], band[y1:y2, x1:x2]
+    area = max(m.size, 1)
+    return float(m.sum()) / area, float(b.sum()) / area, float((m | b).sum()) / area
+
+
+def damage_summary(covers: Sequence[tuple[float, float, float]], frames: int) -> dict[str, Any]:
+    """What the anonymization costs the damage in the audit frames (the data sets' own damage boxes)."""
+    n = len(covers)
+    out: dict[str, Any] = {"frames_with_labels": frames, "boxes": n}
+    for k, name in enumerate(("model", "band", "all")):
+        values = [c[k] for c in covers]
+        out[f"mean_destroyed_{name}"] = round(statistics.fmean(values), 4) if n else None
+        out[f"hidden_{name}"] = sum(v >= DAMAGE_DESTROYED for v in values)
+    return out
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -239,8 +299,8 @@ def subsets(
 
 
 def annotate(
-    image: np.ndarray, report: AnonymizationReport, outcomes: Sequence[Outcome], min_coverage: float
-) -> np.ndarray:
+    image: Image, report: AnonymizationReport, outcomes: Sequence[Outcome], min_coverage: float
+) -> Image:
     out = image.copy()
     if report.horizon_row:
         cv2.line(out, (0, report.horizon_row), (report.width, report.horizon_row), (255, 255, 0), 1)
@@ -261,7 +321,7 @@ def annotate(
 
 
 def inference_ms(
-    detectors: dict[str, Detector], image: np.ndarray, runs: int, rounds: int = 3
+    detectors: dict[str, Detector], image: Image, runs: int, rounds: int = 3
 ) -> dict[str, dict[str, float]]:
     """Median/p95/mean ms of each model's inference alone (letterboxed tensor ready), in alternating
     rounds so that every model sees the same load."""
@@ -271,7 +331,7 @@ def inference_ms(
             framed = [letterbox(image, det.imgsz)[0]]
             tensor = (to_uint8_tensor if det.uint8_input else to_tensor)(framed)
             feed = {det.input_name: tensor}
-            samples[name] += time_calls(lambda d=det, f=feed: d.session.run(None, f), max(1, runs // rounds))
+            samples[name] += time_calls(partial(det.session.run, None, feed), max(1, runs // rounds))
     return {name: {k: round(v, 2) for k, v in summary_ms(ms).items()} for name, ms in samples.items()}
 
 
@@ -295,14 +355,16 @@ def result_name(model: Path, horizon: float | None) -> str:
 
 def sweep(
     detector: Detector,
-    images: dict[str, np.ndarray],
+    images: dict[str, Image],
     labels: Sequence[Label],
     confs: Sequence[float],
     margins: Sequence[float],
     horizon: float | None,
     min_coverage: float,
+    damage: dict[str, list[PxBox]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Recall (model alone, with the band) and destroyed area for every (threshold, growth) pair."""
+    """Recall (model alone, with the band), destroyed area and damage hidden by the grown boxes (of the
+    frames' ``damage`` boxes) for every (threshold, growth) pair."""
     config = PrivacyConfig(horizon=horizon)
     found = {
         frame: [
@@ -315,7 +377,7 @@ def sweep(
     rows = []
     for conf in confs:
         for margin in margins:
-            outcomes, areas = [], []
+            outcomes, areas, covers = [], [], []
             for frame, image in images.items():
                 h, w = image.shape[:2]
                 boxes = tuple(
@@ -326,6 +388,7 @@ def sweep(
                 model, band = region_masks(AnonymizationReport(w, h, boxes, horizon_row(h, config.horizon)))
                 outcomes += [measure(lab, model, band) for lab in labels if lab.frame == frame]
                 areas.append(float(model.mean()))
+                covers += [damage_cover(b, model, band) for b in (damage or {}).get(frame, [])]
             n = len(outcomes)
             by_model = sum(o.cover_model >= min_coverage for o in outcomes)
             with_band = sum(o.cover_all >= min_coverage for o in outcomes)
@@ -338,6 +401,10 @@ def sweep(
                     "ci95_model": f"{lo:.2f}-{hi:.2f}",
                     "recall_with_band": round(with_band / n, 3),
                     "area_destroyed_by_model": round(statistics.fmean(areas), 4),
+                    "damage_destroyed_by_model": (
+                        round(statistics.fmean(c[0] for c in covers), 4) if covers else None
+                    ),
+                    "damage_hidden_by_model": sum(c[0] >= DAMAGE_DESTROYED for c in covers),
                 }
             )
     return rows
@@ -390,7 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         images = {frame: read_image(paths[frame][0]) for frame in frames}
         confs = [float(v) for v in args.sweep_conf.split(",")]
         margins = [float(v) for v in args.sweep_margin.split(",")]
-        rows = sweep(detector, images, labels, confs, margins, args.horizon, args.min_coverage)
+        damage = {f: boxes for f in frames if (boxes := damage_boxes(paths[f][0])) is not None}
+        rows = sweep(detector, images, labels, confs, margins, args.horizon, args.min_coverage, damage)
         print(table(rows, list(rows[0])))
         name = result_name(args.model, args.horizon).replace("privacy_audit", "privacy_audit-sweep", 1)
         print(
@@ -403,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     per_frame: list[dict[str, Any]] = []
     blurred_by_model: list[float] = []
+    covers: list[tuple[float, float, float]] = []
+    with_damage_labels = 0
     start = time.perf_counter()
     for frame in frames:
         image = read_image(paths[frame][0])
@@ -411,6 +481,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         got = [measure(lab, model, band) for lab in labels if lab.frame == frame]
         outcomes.extend(got)
         blurred_by_model.append(float(model.mean()))
+        frame_damage = damage_boxes(paths[frame][0])
+        frame_covers = [damage_cover(b, model, band) for b in frame_damage or []]
+        covers += frame_covers
+        with_damage_labels += frame_damage is not None
         per_frame.append(
             {
                 "frame": frame,
@@ -421,6 +495,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "missed_by_model": sum(o.cover_model < args.min_coverage for o in got),
                 "missed": sum(o.cover_all < args.min_coverage for o in got),
                 "model_area_fraction": round(float(model.mean()), 4),
+                "damage_boxes": None if frame_damage is None else len(frame_damage),
+                "damage_hidden_by_model": sum(c[0] >= DAMAGE_DESTROYED for c in frame_covers),
+                "damage_hidden": sum(c[2] >= DAMAGE_DESTROYED for c in frame_covers),
             }
         )
         if args.annotate:
@@ -470,6 +547,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             record["note"] = o.label.note
         return record
 
+    cost = damage_summary(covers, with_damage_labels)
+    print(
+        f"\ndamage boxes of the data sets in these frames: {cost['boxes']} ({with_damage_labels} frames with "
+        f"labels); share destroyed, mean: model {cost['mean_destroyed_model']}, band {cost['mean_destroyed_band']}, "
+        f"either {cost['mean_destroyed_all']}; boxes at least {DAMAGE_DESTROYED:.0%} destroyed: model "
+        f"{cost['hidden_model']}, band {cost['hidden_band']}, either {cost['hidden_all']}"
+    )
     misses = [miss_record(o) for o in outcomes if o.cover_all < args.min_coverage]
     model_misses = [miss_record(o) for o in outcomes if o.cover_model < args.min_coverage]
     print(f"\nmissed with the band: {len(misses)}; missed by the model alone: {len(model_misses)}")
@@ -502,6 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             "recall": rows,
             "model_area_fraction_mean": round(float(np.mean(blurred_by_model)), 4),
+            "damage_cost": cost,
             "seconds": round(seconds, 1),
             "threads": args.threads,
             "speed": speed,

@@ -26,14 +26,14 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 def test_precision_setting_picks_the_shipped_file(monkeypatch: pytest.MonkeyPatch) -> None:
     default = Settings(database_url=URL)
-    # int8 at its operating point protects as many audit objects as fp32 at 0.2 (weights/PRIVACY_MODEL.md)
+    # each file at its operating point (weights/PRIVACY_MODEL.md, "Operating point")
     assert default.privacy_precision == "int8"
     assert default.privacy_model_file() == WEIGHTS / "privacy-persons-vehicles-int8.onnx"
-    assert default.privacy_threshold() == 0.16
+    assert default.privacy_threshold() == 0.10
     monkeypatch.setenv("ROADWATCH_PRIVACY_PRECISION", "fp32")
     fp32 = Settings(database_url=URL)
     assert fp32.privacy_model_file() == WEIGHTS / "privacy-persons-vehicles.onnx"
-    assert fp32.privacy_threshold() == 0.2
+    assert fp32.privacy_threshold() == 0.10
     monkeypatch.setenv("ROADWATCH_PRIVACY_MIN_CONFIDENCE", "0.05")  # a city's own choice wins
     assert Settings(database_url=URL).privacy_threshold() == 0.05
     monkeypatch.delenv("ROADWATCH_PRIVACY_MIN_CONFIDENCE")
@@ -85,6 +85,6 @@ def test_transparency_record_names_the_privacy_model_in_use(settings: Settings) 
             assert record["safeguards"]["privacy_model"].startswith(f"weights/{name}.onnx "), record[
                 "safeguards"
             ]
-            assert record["safeguards"]["privacy_min_confidence"] == {"fp32": 0.2, "int8": 0.16}[precision]
+            assert record["safeguards"]["privacy_min_confidence"] == {"fp32": 0.10, "int8": 0.10}[precision]
     finally:
         engine.dispose()
