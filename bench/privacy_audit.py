@@ -33,6 +33,10 @@ Cost: the data sets' own damage boxes of each frame (RDD's VOC XML, the Roboflow
 share of each destroyed by the grown boxes, the band or either; a damage box at least half destroyed is
 counted as hidden from reviewers and annotators (``damage_cost`` in the result).
 
+``--views base,flip,edge,size800``: other ways of looking at each frame at the file's threshold (a mirrored
+second pass, boxes cut by the border grown inward, a larger input), each with recall, area, damage hidden
+and milliseconds (:func:`view_boxes`; ``privacy_audit-views[-<model>].json``).
+
 ``--sweep``: the operating-point curve (issue 21): for each confidence threshold and box growth of a grid
 (``--sweep-conf``, ``--sweep-margin``), recall by the model alone and with the band, and the share of the
 photo's area the grown boxes destroy (mean over the frames); the model runs once per frame at the lowest
@@ -410,6 +414,95 @@ def sweep(
     return rows
 
 
+VIEWS = ("base", "flip", "edge", "size800", "size960")
+
+
+def view_boxes(detector: Detector, image: Image, view: str, conf: float, margin: float) -> list[PxBox]:
+    """The grown boxes one way of looking at a frame gives (issue 21, "resolution and views"):
+
+    ``base``: as the service does; ``flip``: also the mirrored frame, boxes mirrored back, union (two
+    inferences); ``edge``: boxes touching the border grown inward by half their size (the object goes on
+    beyond the frame); ``sizeN``: the model's input at N px instead of 640 (the export is dynamic)."""
+    config = PrivacyConfig()
+    h, w = image.shape[:2]
+    size = int(view[4:]) if view.startswith("size") else None
+    if view not in VIEWS and size is None:
+        raise ValueError(f"unknown view {view!r} (known: {', '.join(VIEWS)}, sizeN)")
+
+    def run(im: Image) -> list[tuple[float, float, float, float]]:
+        original = detector.imgsz
+        detector.imgsz = size or original
+        try:
+            found = detector.predict(im, conf=conf, multi_label=True)
+        finally:
+            detector.imgsz = original
+        return [d.box for d in found if d.class_name in config.classes]
+
+    raw = run(image)
+    if view == "flip":
+        mirrored: Image = np.ascontiguousarray(image[:, ::-1])
+        raw += [(w - x2, y1, w - x1, y2) for x1, y1, x2, y2 in run(mirrored)]
+    out = []
+    for box in raw:
+        x1, y1, x2, y2 = grow_box(box, margin, w, h)
+        if view == "edge":
+            bw, bh = x2 - x1, y2 - y1
+            if box[0] <= 2:
+                x2 = min(w, x2 + bw // 2)
+            if box[2] >= w - 2:
+                x1 = max(0, x1 - bw // 2)
+            if box[1] <= 2:
+                y2 = min(h, y2 + bh // 2)
+            if box[3] >= h - 2:
+                y1 = max(0, y1 - bh // 2)
+        out.append((x1, y1, x2, y2))
+    return out
+
+
+def compare_views(
+    detector: Detector,
+    images: dict[str, Image],
+    labels: Sequence[Label],
+    damage: dict[str, list[PxBox]],
+    views: Sequence[str],
+    conf: float,
+    horizon: float | None,
+    min_coverage: float,
+) -> list[dict[str, Any]]:
+    """Per view: recall by the model alone (all, cut by the edge, large) and with the band, area and
+    damage boxes hidden by the boxes, and the median ms per frame of finding the boxes (one thread)."""
+    margin = PrivacyConfig().margin
+    rows = []
+    for view in views:
+        outcomes, areas, covers, seconds = [], [], [], []
+        for frame, image in images.items():
+            h, w = image.shape[:2]
+            start = time.perf_counter()
+            boxes = view_boxes(detector, image, view, conf, margin)
+            seconds.append(time.perf_counter() - start)
+            blurred = tuple(BlurredBox("", 1.0, b) for b in boxes)
+            model, band = region_masks(AnonymizationReport(w, h, blurred, horizon_row(h, horizon)))
+            outcomes += [measure(lab, model, band) for lab in labels if lab.frame == frame]
+            areas.append(float(model.mean()))
+            covers += [damage_cover(b, model, band) for b in damage.get(frame, [])]
+        edge = [o for o in outcomes if o.at_edge]
+        large = [o for o in outcomes if o.size >= 96]
+        rows.append(
+            {
+                "view": view,
+                "protected_model": sum(o.cover_model >= min_coverage for o in outcomes),
+                "protected_with_band": sum(o.cover_all >= min_coverage for o in outcomes),
+                "objects": len(outcomes),
+                "edge_model": f"{sum(o.cover_model >= min_coverage for o in edge)}/{len(edge)}",
+                "large_model": f"{sum(o.cover_model >= min_coverage for o in large)}/{len(large)}",
+                "area_destroyed_by_model": round(statistics.fmean(areas), 4),
+                "damage_hidden_by_model": sum(c[0] >= DAMAGE_DESTROYED for c in covers),
+                "ms_per_frame": round(1000 * statistics.median(seconds), 1),
+            }
+        )
+    return rows
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -440,6 +533,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true", help="the operating-point curve instead of one audit")
     parser.add_argument("--sweep-conf", default="0.05,0.1,0.15,0.2,0.3")
     parser.add_argument("--sweep-margin", default="0.1,0.15,0.25,0.35")
+    parser.add_argument(
+        "--views", help=f"compare ways of looking at each frame instead of one audit ({','.join(VIEWS)})"
+    )
     args = parser.parse_args(argv)
 
     labels = load_labels(args.labels)
@@ -463,6 +559,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = result_name(args.model, args.horizon).replace("privacy_audit", "privacy_audit-sweep", 1)
         print(
             f"wrote {write_result(name, {'model': args.model.name, 'model_sha256': sha256(args.model), 'frames': len(frames), 'objects': len(labels), 'min_coverage': args.min_coverage, 'horizon': args.horizon, 'rows': rows})}"
+        )
+        return 0
+    if args.views:
+        images = {frame: read_image(paths[frame][0]) for frame in frames}
+        damage = {f: boxes for f in frames if (boxes := damage_boxes(paths[f][0])) is not None}
+        views = [v.strip() for v in args.views.split(",") if v.strip()]
+        rows = compare_views(detector, images, labels, damage, views, conf, args.horizon, args.min_coverage)
+        print(table(rows, list(rows[0])))
+        name = result_name(args.model, args.horizon).replace("privacy_audit", "privacy_audit-views", 1)
+        print(
+            f"wrote {write_result(name, {'model': args.model.name, 'conf': conf, 'threads': args.threads, 'horizon': args.horizon, 'frames': len(frames), 'rows': rows})}"
         )
         return 0
     if args.annotate:

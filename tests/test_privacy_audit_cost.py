@@ -1,5 +1,6 @@
-"""The privacy audit's cost side (bench/privacy_audit.py): the data sets' own damage boxes of an audit
-frame, read from both layouts the audit frames come from, and how much of them the blur destroys."""
+"""The privacy audit's cost side and views (bench/privacy_audit.py): the data sets' own damage boxes of an
+audit frame, read from both layouts the audit frames come from, how much of them the blur destroys, and
+the boxes a mirrored pass and the edge rule give."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.privacy_audit import damage_boxes, damage_cover, damage_summary
+from bench.privacy_audit import damage_boxes, damage_cover, damage_summary, view_boxes
+from detector import Detector
+from detector.tests.conftest import build_constant_head_model, head_with
+from service.domain.anonymize import PRIVACY_CLASSES
 
 VOC = """<annotation><size><width>200</width><height>100</height></size>
 <object><name>D40</name><bndbox><xmin>20</xmin><ymin>50</ymin><xmax>60</xmax><ymax>90</ymax></bndbox></object>
@@ -60,3 +64,20 @@ def test_cover_and_summary_count_a_box_hidden_from_half_destroyed() -> None:
     )
     assert summary["mean_destroyed_all"] == pytest.approx(0.5)
     assert damage_summary([], frames=0)["mean_destroyed_model"] is None
+
+
+def test_views_mirror_back_the_flipped_pass_and_grow_edge_boxes_inward(tmp_path: Path) -> None:
+    names = dict(enumerate(PRIVACY_CLASSES))
+    person = PRIVACY_CLASSES.index("person")
+    # One person left of centre, one touching the left border; a 64 px model on a 128 px image: x2.
+    head = head_with([(20, 32, 8, 16, person, 0.9), (4, 32, 8, 16, person, 0.8)], nc=len(names))
+    detector = Detector.from_path(build_constant_head_model(tmp_path / "m.onnx", head, 64, names=names))
+    image = np.zeros((128, 128, 3), np.uint8)
+    base = sorted(view_boxes(detector, image, "base", 0.5, 0.0))
+    assert base == [(0, 48, 16, 80), (32, 48, 48, 80)]
+    flipped = sorted(view_boxes(detector, image, "flip", 0.5, 0.0))
+    assert flipped == sorted([*base, (112, 48, 128, 80), (80, 48, 96, 80)])  # mirrored back
+    edge = sorted(view_boxes(detector, image, "edge", 0.5, 0.0))
+    assert edge == [(0, 48, 24, 80), (32, 48, 48, 80)]  # only the cut one grows, inward by half
+    with pytest.raises(ValueError, match="unknown view"):
+        view_boxes(detector, image, "tiles", 0.5, 0.0)
