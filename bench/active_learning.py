@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import RESULTS, machine, table
+from bench.common import RESULTS, machine, spread, table
 
 ROOT = Path(__file__).resolve().parent.parent
 STRATEGY_FILES = {
@@ -68,12 +68,7 @@ def compare(
                 continue
             entry: dict[str, Any] = {"strategy": strategy, "size": size, "seeds": [r["seed"] for r in group]}
             for name, get in MEASURES.items():
-                values = [float(get(r)) for r in group]
-                entry[name] = {
-                    "mean": round(statistics.fmean(values), 4),
-                    "min": round(min(values), 4),
-                    "max": round(max(values), 4),
-                }
+                entry[name] = spread([float(get(r)) for r in group])
                 paired = [
                     float(get(r)) - float(get(index[("random", size, r["seed"])]))
                     for r in group

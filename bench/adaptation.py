@@ -27,7 +27,6 @@ import logging
 import os
 import resource
 import shutil
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -40,7 +39,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import RESULTS, machine, table
+from bench.common import RESULTS, machine, spread, table
 from datasets.classes import CANONICAL_CLASSES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -376,12 +375,7 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         group = [r for r in rows if r["size"] == size]
         entry: dict[str, Any] = {"size": size, "runs": len(group), "seeds": [r["seed"] for r in group]}
         for name, get in measures.items():
-            values = [float(get(r)) for r in group]
-            entry[name] = {
-                "mean": round(statistics.fmean(values), 4),
-                "min": round(min(values), 4),
-                "max": round(max(values), 4),
-            }
+            entry[name] = spread([float(get(r)) for r in group])
         out.append(entry)
     return out
 

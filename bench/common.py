@@ -52,6 +52,15 @@ def summary_ms(samples: list[float]) -> dict[str, float]:
     }
 
 
+def spread(values: list[float], digits: int = 4) -> dict[str, float]:
+    """Mean, min and max of a measure over seeds (or runs), rounded."""
+    return {
+        "mean": round(statistics.fmean(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+    }
+
+
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     def fmt(v: Any) -> str:
         return f"{v:.2f}" if isinstance(v, float) else str(v)
