@@ -6,12 +6,38 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PROBLEMS = ("ERROR", "Traceback", "deadlock", "WARNING")  # log lines worth a look after a run
+
+
+def start_service(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``python -m service ARGS`` from the repository root, its output appended to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "service", *args],
+            cwd=RESULTS.parent.parent,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+
+
+def log_problems(logs: list[Path]) -> int:
+    """Lines in the logs that name an error, a traceback, a deadlock or a warning."""
+    return sum(
+        any(word in line for word in PROBLEMS)
+        for log in logs
+        if log.is_file()
+        for line in log.read_text(errors="replace").splitlines()
+    )
 
 
 def machine() -> dict[str, Any]:

@@ -28,7 +28,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,23 +41,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import scratch_database, summary_ms, table, write_result  # noqa: E402
+from bench.common import (  # noqa: E402
+    log_problems,
+    scratch_database,
+    start_service,
+    summary_ms,
+    table,
+    write_result,
+)
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "service", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
@@ -151,8 +147,9 @@ def throughput(args: argparse.Namespace) -> None:
             "ROADWATCH_MODEL_PATH": str(files[precision]),
             "ROADWATCH_THREADS": "1",
         }
-        procs = [start(["serve", "--port", str(port)], env)]
-        procs += [start(["worker"], env) for _ in range(workers)]
+        logs = [Path(data_dir) / "api.log"] + [Path(data_dir) / f"worker-{i}.log" for i in range(workers)]
+        procs = [start_service(["serve", "--port", str(port)], env, logs[0])]
+        procs += [start_service(["worker"], env, log) for log in logs[1:]]
         base = f"http://127.0.0.1:{port}"
         try:
             wait_http(base + "/health")
@@ -196,6 +193,8 @@ def throughput(args: argparse.Namespace) -> None:
                     "seconds": elapsed,
                     "images_per_s": len(images) / elapsed,
                     "sites": sites,
+                    "log_problems": log_problems(logs),
+                    "logs": data_dir,
                 }
             )
             print(table(rows[-1:], list(rows[-1])), flush=True)
@@ -214,6 +213,7 @@ def throughput(args: argparse.Namespace) -> None:
         "seconds",
         "images_per_s",
         "sites",
+        "log_problems",
     ]
     print(table(rows, columns))
     print(f"written to {write_result('service-throughput', {'rows': rows})}")
@@ -419,8 +419,12 @@ def _profile_run(
         "ROADWATCH_THREADS": "1",
         "ROADWATCH_PROFILE_DIR": str(folder),
     }
-    api = start(["serve", "--port", str(port)], env)
-    procs = [api] + [start(["worker", "--concurrency", str(args.concurrency)], env) for _ in range(workers)]
+    logs = Path(data_dir)
+    api = start_service(["serve", "--port", str(port)], env, logs / "api.log")
+    procs = [api] + [
+        start_service(["worker", "--concurrency", str(args.concurrency)], env, logs / f"worker-{i}.log")
+        for i in range(workers)
+    ]
     base = f"http://127.0.0.1:{port}"
     engine = create_engine(url)
     try:
@@ -604,8 +608,9 @@ def read_latency(args: argparse.Namespace) -> None:
     load_s = time.perf_counter() - began
     _, user, password = credentials(url)
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "ROADWATCH_DATA_DIR": tempfile.mkdtemp(prefix="rw-bench-")}
-    server = start(["serve", "--port", str(port)], env)
+    data_dir = tempfile.mkdtemp(prefix="rw-bench-")
+    env = {**os.environ, "DATABASE_URL": url, "ROADWATCH_DATA_DIR": data_dir}
+    server = start_service(["serve", "--port", str(port)], env, Path(data_dir) / "api.log")
     rows = []
     try:
         base = f"http://127.0.0.1:{port}"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,17 +33,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import scratch_database, table, write_result  # noqa: E402
+from bench.common import scratch_database, start_service, table, write_result  # noqa: E402
 from bench.service import free_port, wait_http  # noqa: E402
 from tests.fixtures import T0  # noqa: E402
-
-
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``python -m service ARGS`` with its log in ``log`` (the soak's errors are explained there)."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "service", *args], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
 
 
 def vehicles(url: str, n: int) -> list[str]:
@@ -235,8 +226,8 @@ def main() -> None:
     port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="rw-soak-"))
     env = {**os.environ, "DATABASE_URL": url, "ROADWATCH_DATA_DIR": str(data_dir)}
-    api = start(["serve", "--port", str(port)], env, data_dir / "api.log")
-    workers = [start(["worker"], env, data_dir / f"worker-{i}.log") for i in range(args.workers)]
+    api = start_service(["serve", "--port", str(port)], env, data_dir / "api.log")
+    workers = [start_service(["worker"], env, data_dir / f"worker-{i}.log") for i in range(args.workers)]
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/health")
