@@ -340,7 +340,8 @@ def inference_ms(
 
 
 def operating_point(model: Path) -> float:
-    """The threshold the service uses with this model file (its shipped operating point), else 0.2."""
+    """The threshold the service uses with this model file (its shipped operating point), else the
+    default file's (``PrivacyConfig().min_confidence``)."""
     for precision, path in PRIVACY_MODEL_PATHS.items():
         if model.resolve() == path.resolve():
             return privacy_operating_point(precision)
@@ -397,6 +398,7 @@ def sweep(
             by_model = sum(o.cover_model >= min_coverage for o in outcomes)
             with_band = sum(o.cover_all >= min_coverage for o in outcomes)
             lo, hi = wilson(by_model, n)
+            cost = damage_summary(covers, len(images))
             rows.append(
                 {
                     "conf": conf,
@@ -405,10 +407,8 @@ def sweep(
                     "ci95_model": f"{lo:.2f}-{hi:.2f}",
                     "recall_with_band": round(with_band / n, 3),
                     "area_destroyed_by_model": round(statistics.fmean(areas), 4),
-                    "damage_destroyed_by_model": (
-                        round(statistics.fmean(c[0] for c in covers), 4) if covers else None
-                    ),
-                    "damage_hidden_by_model": sum(c[0] >= DAMAGE_DESTROYED for c in covers),
+                    "damage_destroyed_by_model": cost["mean_destroyed_model"],
+                    "damage_hidden_by_model": cost["hidden_model"],
                 }
             )
     return rows
@@ -487,6 +487,7 @@ def compare_views(
             covers += [damage_cover(b, model, band) for b in damage.get(frame, [])]
         edge = [o for o in outcomes if o.at_edge]
         large = [o for o in outcomes if o.size >= 96]
+        cost = damage_summary(covers, len(images))
         rows.append(
             {
                 "view": view,
@@ -496,7 +497,7 @@ def compare_views(
                 "edge_model": f"{sum(o.cover_model >= min_coverage for o in edge)}/{len(edge)}",
                 "large_model": f"{sum(o.cover_model >= min_coverage for o in large)}/{len(large)}",
                 "area_destroyed_by_model": round(statistics.fmean(areas), 4),
-                "damage_hidden_by_model": sum(c[0] >= DAMAGE_DESTROYED for c in covers),
+                "damage_hidden_by_model": cost["hidden_model"],
                 "ms_per_frame": round(1000 * statistics.median(seconds), 1),
             }
         )
@@ -517,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--conf", type=float, default=None,
-        help="confidence threshold (default: the operating point of a shipped model file, else 0.2)",
+        help="confidence threshold (default: the operating point of a shipped model file, else the default's)",
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--time-runs", type=int, default=30, help="timed inferences per model (0: no timing)")
@@ -590,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         blurred_by_model.append(float(model.mean()))
         frame_damage = damage_boxes(paths[frame][0])
         frame_covers = [damage_cover(b, model, band) for b in frame_damage or []]
+        frame_cost = damage_summary(frame_covers, 1)
         covers += frame_covers
         with_damage_labels += frame_damage is not None
         per_frame.append(
@@ -603,8 +605,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "missed": sum(o.cover_all < args.min_coverage for o in got),
                 "model_area_fraction": round(float(model.mean()), 4),
                 "damage_boxes": None if frame_damage is None else len(frame_damage),
-                "damage_hidden_by_model": sum(c[0] >= DAMAGE_DESTROYED for c in frame_covers),
-                "damage_hidden": sum(c[2] >= DAMAGE_DESTROYED for c in frame_covers),
+                "damage_hidden_by_model": frame_cost["hidden_model"],
+                "damage_hidden": frame_cost["hidden_all"],
             }
         )
         if args.annotate:

@@ -52,7 +52,7 @@ class PrivacyConfig:
     """
 
     margin: float = 0.15
-    min_confidence: float = 0.10
+    min_confidence: float = PRIVACY_OPERATING_POINTS["int8"]  # the default file's
     horizon: float | None = 0.35
     horizon_margin: float | None = None
     classes: frozenset[str] = field(default_factory=lambda: frozenset(PRIVACY_CLASSES))

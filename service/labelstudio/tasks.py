@@ -6,8 +6,9 @@ by Label Studio from its document root) with the model's boxes as a prediction (
 Which frames: ``random`` (the default: it gave the adapted model more held-out mAP50 than the others at
 50, 100 and 200 corrections, ``bench/active_learning.py``), ``uncertain`` (least certain detections
 first) or ``rejected`` (sites that staff rejected or relabelled). A frame is recorded in
-``labelstudio_task`` only once Label Studio has created its task, and never sent again; a task created but not recorded (a crash between the two) is found in the
-project by its frame's sha256 and recorded on the next push.
+``labelstudio_task`` only once Label Studio has created its task, and never sent again; a task created
+but not recorded (a crash between the two) is found in the project by its frame's sha256 and recorded on
+the next push.
 """
 
 from __future__ import annotations
