@@ -1,6 +1,6 @@
 """Recall of the anonymisation (``service.domain.anonymize``) on hand-labelled real road photos.
 
-    python bench/privacy_audit.py [FOLDER ...] [--labels bench/privacy_audit_labels.json]
+    python bench/privacy_audit.py [FOLDER ...] [--labels FILE ...]
         [--model weights/privacy-persons-vehicles.onnx] [--min-coverage 0.8] [--threads 1]
         [--time-runs 30] [--time-against MODEL] [--annotate DIR]
     python bench/privacy_audit.py --sweep [--model ...]   # the operating-point curve
@@ -8,7 +8,9 @@
 FOLDER: folders searched (recursively) for the labelled file names; default ``../shared/data``
 relative to the repository root. Images are read from there and never copied.
 
-Labels (``bench/privacy_audit_labels.json``): file name -> list of objects
+Labels (``bench/privacy_audit_labels.json``, the fixed first set of 103 frames, and
+``bench/privacy_audit_labels-2.json``, the frames added to it; each reported on its own too): file name ->
+list of objects
 ``{"class": "person" | "vehicle", "box": [x1, y1, x2, y2], "face_or_plate_legible": bool}`` in pixels
 of the stored image (half-open bounds, as :data:`service.anonymize.Box`); an optional ``note``. How
 the frames were chosen and labelled (by eye, never with the privacy model) is in :data:`METHOD`,
@@ -84,7 +86,11 @@ from service.domain.anonymize import (  # noqa: E402
     privacy_operating_point,
 )
 
-DEFAULT_LABELS = ROOT / "bench" / "privacy_audit_labels.json"
+# Set 1: the first 103 frames, kept unchanged so that figures stay comparable; set 2: the frames added later.
+DEFAULT_LABELS = (
+    ROOT / "bench" / "privacy_audit_labels.json",
+    ROOT / "bench" / "privacy_audit_labels-2.json",
+)
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 CLASSES = ("person", "vehicle")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -122,6 +128,7 @@ class Label:
     box: tuple[int, int, int, int]
     legible: bool
     note: str | None = None
+    part: str = ""  # the labels file (its stem): the audit set the frame belongs to
 
 
 @dataclass(frozen=True)
@@ -136,8 +143,21 @@ class Outcome:
     at_edge: bool  # the box touches the image border (object cut off)
 
 
-def load_labels(path: Path) -> list[Label]:
-    raw = json.loads(path.read_text())
+def load_labels(paths: Path | Sequence[Path]) -> list[Label]:
+    """The labels of one or more files; a frame may be labelled in one file only."""
+    labels: list[Label] = []
+    seen: dict[str, Path] = {}
+    for path in [paths] if isinstance(paths, Path) else paths:
+        raw = json.loads(path.read_text())
+        for frame in raw:
+            if frame in seen:
+                raise ValueError(f"{path}: {frame} is labelled in {seen[frame]} already")
+            seen[frame] = path
+        labels += _labels_of(path, raw)
+    return labels
+
+
+def _labels_of(path: Path, raw: dict[str, Any]) -> list[Label]:
     labels = []
     for frame, objects in sorted(raw.items()):
         for obj in objects:
@@ -148,7 +168,12 @@ def load_labels(path: Path) -> list[Label]:
                 raise ValueError(f"{path}: {frame}: bad box {obj['box']}")
             labels.append(
                 Label(
-                    frame, obj["class"], (x1, y1, x2, y2), bool(obj["face_or_plate_legible"]), obj.get("note")
+                    frame,
+                    obj["class"],
+                    (x1, y1, x2, y2),
+                    bool(obj["face_or_plate_legible"]),
+                    obj.get("note"),
+                    path.stem,
                 )
             )
     return labels
@@ -299,6 +324,11 @@ def subsets(
     out.append(("fully inside image", [o for o in outcomes if not o.at_edge]))
     for source in sorted(set(sources.values())):
         out.append((source, [o for o in outcomes if sources[o.label.frame] == source]))
+    parts = sorted({o.label.part for o in outcomes})
+    if len(parts) > 1:  # the fixed first set next to the later ones
+        for part in parts:
+            group = [o for o in outcomes if o.label.part == part]
+            out.append((f"{part} ({len({o.label.frame for o in group})} frames)", group))
     return out
 
 
@@ -511,7 +541,10 @@ def sha256(path: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="*", type=Path, help=f"image folders (default {DEFAULT_DATA})")
-    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
+    parser.add_argument(
+        "--labels", type=Path, action="append",
+        help="labels file (repeatable; default: " + ", ".join(p.name for p in DEFAULT_LABELS) + ")",
+    )  # fmt: skip
     parser.add_argument("--model", type=Path, default=PRIVACY_MODEL_PATH)
     parser.add_argument(
         "--min-coverage", type=float, default=0.8, help="fraction of a box that must be destroyed"
@@ -539,7 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    labels = load_labels(args.labels)
+    label_files: list[Path] = args.labels or list(DEFAULT_LABELS)
+    labels = load_labels(label_files)
     frames = sorted({lab.frame for lab in labels})
     paths = index_images(args.folders or [DEFAULT_DATA], set(frames))
     missing = [f for f in frames if f not in paths]
@@ -674,8 +708,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = write_result(
         result_name(args.model, args.horizon),
         {
-            "labels": str(args.labels.relative_to(ROOT) if args.labels.is_relative_to(ROOT) else args.labels),
-            "labels_sha256": sha256(args.labels),
+            "labels": {
+                str(f.relative_to(ROOT) if f.is_relative_to(ROOT) else f): sha256(f) for f in label_files
+            },
             "method": list(METHOD),
             "model": args.model.name,
             "model_sha256": sha256(args.model),
