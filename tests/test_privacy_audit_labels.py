@@ -40,7 +40,7 @@ def test_a_frame_labelled_in_two_files_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("bad", [obj("dog", [0, 0, 5, 5]), obj("person", [10, 0, 5, 5])])
 def test_wrong_class_or_box_is_refused(tmp_path: Path, bad: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match="a.jpg"):
+    with pytest.raises(ValueError, match=r"a\.jpg"):
         load_labels(write(tmp_path / "x.json", {"a.jpg": [bad]}))
 
 
