@@ -116,6 +116,15 @@ METHOD = (
     "(e.g. 000004, 001016, 001152, 001460; 000036, 000124, 000320, 000832); roboflow img-* frames are "
     "web photos of potholes, many taken from the kerb or crouching, rotated or flipped by the exporter; "
     "boxes are rough (a few px), so coverage near the threshold is uncertain.",
+    "Set 2 (privacy_audit_labels-2.json, added later; set 1 above is unchanged): every other frame of both "
+    "data sets screened the same way (2,554: all China_MotorBike frames outside set 1, including the "
+    "every-4th frames set 1 had not kept, and every Roboflow frame outside set 1); for the China and img-* "
+    "frames the top 112-176 px of each frame were also viewed at full size. The screening record (frames "
+    "looked at, kept, dropped and why) is in bench/privacy_audit_screening/. Kept: 210 China_MotorBike + 7 "
+    "Roboflow frames that show another person or vehicle (661 objects). Not counted in set 2: the "
+    "recording vehicle itself (camera car body, mudguard tip, the rider's own scooter or bicycle: 136 "
+    "boxes; set 1 counts one own-car hood); the photographer's own hand or foot is counted, as in set 1. "
+    "The data hold no night or rain frames.",
 )
 
 
