@@ -62,7 +62,7 @@ train-v1: dataset ## Train v1 from the COCO YOLOv5n seed, the start of v2 (about
 # promoted to default only if it scores higher on the corrections' held-out photos.
 CORRECTIONS ?= var/corrections
 BASE_DATA ?= data/rdd-cm
-EPOCHS ?= 10
+EPOCHS ?= 20
 adapt: setup ## Fine-tune on $(CORRECTIONS) (+ $(BASE_DATA)) for $(EPOCHS) epochs; promote only if better
 	$(PY) -m training adapt --corrections $(CORRECTIONS) $(if $(wildcard $(BASE_DATA)/data.yaml),--base-data $(BASE_DATA)) --epochs $(EPOCHS)
 
@@ -76,6 +76,7 @@ release: setup ## Export $(RUN)'s best checkpoint as model $(VERSION): fp32 + in
 privacy-int8: setup ## Quantise the privacy model to int8 (weights/privacy-persons-vehicles-int8.onnx), calibrated on street photos outside the audit
 	$(PY) -m training privacy-int8 --calib $(DATA)/rdd2022/China_MotorBike/train/images \
 		--calib $(DATA)/roboflow-road-crack/train/images --exclude bench/privacy_audit_labels.json \
+		--exclude bench/privacy_audit_labels-2.json \
 		--calib-method percentile --calib-count 100 --calib-chunk 10
 
 bench: setup ## All benchmarks (minutes; run on a quiet machine): tables on stdout, numbers in bench/results/

@@ -29,7 +29,7 @@ def test_precision_setting_picks_the_shipped_file(monkeypatch: pytest.MonkeyPatc
     # each file at its operating point (weights/PRIVACY_MODEL.md, "Operating point")
     assert default.privacy_precision == "int8"
     assert default.privacy_model_file() == WEIGHTS / "privacy-persons-vehicles-int8.onnx"
-    assert default.privacy_threshold() == 0.10
+    assert default.privacy_threshold() == 0.09
     monkeypatch.setenv("ROADWATCH_PRIVACY_PRECISION", "fp32")
     fp32 = Settings(database_url=URL)
     assert fp32.privacy_model_file() == WEIGHTS / "privacy-persons-vehicles.onnx"
@@ -85,6 +85,6 @@ def test_transparency_record_names_the_privacy_model_in_use(settings: Settings) 
             assert record["safeguards"]["privacy_model"].startswith(f"weights/{name}.onnx "), record[
                 "safeguards"
             ]
-            assert record["safeguards"]["privacy_min_confidence"] == {"fp32": 0.10, "int8": 0.10}[precision]
+            assert record["safeguards"]["privacy_min_confidence"] == {"fp32": 0.10, "int8": 0.09}[precision]
     finally:
         engine.dispose()
