@@ -96,9 +96,13 @@ bench: setup ## All benchmarks (minutes; run on a quiet machine): tables on stdo
 # skipped, a killed one resumes from its last epoch. Run it niced in the background.
 DEVICE ?= cpu
 TUNED := --variant e10-lr5e-4-b400-p3 --epochs 10 --lr0 0.0005 --base-limit 400 --oversample-pothole 3
+# adapt's default since (weights/MODEL.md): 20 epochs, 4x replay; at 200 and at 849 (the v3 candidate)
+DEFAULT_RECIPE := --variant e20-lr5e-4-b800-p3 --epochs 20 --lr0 0.0005 --base-limit 800 --oversample-pothole 3
 adaptation-curve: dataset ## Learning curve + push strategies compared (hours; resumable; DEVICE=0 on a GPU)
 	$(PY) -m datasets build --quiet --out data/rf $(DATA)/roboflow-road-crack >/dev/null
 	$(PY) bench/adaptation.py --device $(DEVICE) $(TUNED)
+	$(PY) bench/adaptation.py --device $(DEVICE) $(DEFAULT_RECIPE) --sizes 200 --seeds 0,1
+	$(PY) bench/adaptation.py --device $(DEVICE) $(DEFAULT_RECIPE) --sizes 849 --seeds 0
 	$(PY) bench/adaptation.py --device $(DEVICE) --sizes 50,100,200 --seeds 0,1,2
 	$(PY) bench/adaptation.py --device $(DEVICE) --sizes 50,100,200 --seeds 0,1,2 --strategy uncertain --variant uncertain
 	$(PY) bench/adaptation.py --device $(DEVICE) --sizes 50,100,200 --seeds 0,1,2 --strategy balanced --variant balanced

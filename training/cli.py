@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="training data to keep learning from: a built dataset or a source `datasets build` reads (repeatable)",
     )
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument(
         "--from",
         dest="checkpoint",
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr0", type=float, default=0.0005)
     p.add_argument("--freeze", type=int, help="freeze the first N layers")
     p.add_argument(
-        "--base-limit", type=int, help="at most N base training images (default: 2x the corrections)"
+        "--base-limit", type=int, help="at most N base training images (default: 4x the corrections)"
     )
     p.add_argument(
         "--oversample-pothole",
