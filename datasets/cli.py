@@ -1,4 +1,5 @@
-"""Command line: ``python -m datasets build --out DIR SOURCE...``; exit 2 on usage errors."""
+"""Command line: ``python -m datasets build --out DIR SOURCE...``, ``python -m datasets pack DIR --out DIR``;
+exit 2 on usage errors."""
 
 from __future__ import annotations
 
@@ -36,7 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--val-fraction", type=float, default=0.18, help="last share of frames for val")
     build.add_argument("--copy", action="store_true", help="copy images instead of symlinking")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
+    pack = sub.add_parser(
+        "pack", help="a built dataset with its images at the training size (to carry to a GPU)"
+    )
+    pack.add_argument("source", type=Path, help="a built dataset (python -m datasets build)")
+    pack.add_argument("--out", required=True, type=Path)
+    pack.add_argument("--max-side", type=int, default=416, help="longer image side in px (never enlarged)")
+    pack.add_argument("--quality", type=int, default=80, help="JPEG quality 1..100")
     args = parser.parse_args(argv)
+    if args.command == "pack":
+        return _pack(parser, args)
     try:
         class_map = _class_map(args.class_map)
     except argparse.ArgumentTypeError as exc:
@@ -56,5 +66,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(stats.table(), file=sys.stderr)
+    print(json.dumps({"out": str(args.out), **stats.as_dict()}))
+    return 0
+
+
+def _pack(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from datasets.pack import pack_dataset
+
+    if not 1 <= args.quality <= 100 or args.max_side < 32:
+        parser.error("--quality must be 1..100 and --max-side at least 32")
+    try:
+        stats = pack_dataset(args.source, args.out, args.max_side, args.quality)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps({"out": str(args.out), **stats.as_dict()}))
     return 0
