@@ -99,9 +99,18 @@ class Detector:
         iou: float = 0.45,
         max_det: int = 300,
         multi_label: bool = False,
+        imgsz: int | None = None,
     ) -> list[Detection]:
-        """Detections of one BGR image, boxes in its pixels, highest confidence first."""
-        return self.predict_batch([image], conf, iou, max_det, multi_label)[0]
+        """Detections of one BGR image, boxes in its pixels, highest confidence first.
+
+        ``imgsz``: the longer side of the model's input for this call (default: the export's); only a
+        model with a dynamic input size (:attr:`dynamic_size`) runs at another size."""
+        return self.predict_batch([image], conf, iou, max_det, multi_label, imgsz)[0]
+
+    @property
+    def dynamic_size(self) -> bool:
+        """Whether the export takes any input height and width (then each frame is padded only to the stride)."""
+        return self.stride is not None
 
     def predict_batch(
         self,
@@ -110,9 +119,15 @@ class Detector:
         iou: float = 0.45,
         max_det: int = 300,
         multi_label: bool = False,
+        imgsz: int | None = None,
     ) -> list[list[Detection]]:
         """Detections of several images; one inference call per batch the model accepts."""
-        prepared = [letterbox(img, self.imgsz, self.stride) for img in images]
+        size = self.imgsz if imgsz is None else imgsz
+        if size != self.imgsz and not self.dynamic_size:
+            raise ModelError(f"this model's input is fixed at {self.imgsz} px: it cannot run at {size} px")
+        if size < STRIDE:
+            raise ModelError(f"input size {size} px is below the model's stride {STRIDE}")
+        prepared = [letterbox(img, size, self.stride) for img in images]
         # Frames of different shapes cannot share a batch on a dynamic-size model: one call each then.
         same = len({p[0].shape for p in prepared}) <= 1
         step = self.fixed_batch or (max(len(prepared), 1) if same else 1)

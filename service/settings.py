@@ -89,7 +89,11 @@ class Settings(BaseSettings):
     # None: the operating point of the privacy model in use (int8 0.09, fp32 0.10), chosen on the audit and on
     # the damage the blur hides from reviewers (weights/PRIVACY_MODEL.md, "Operating point").
     privacy_min_confidence: float | None = Field(None, ge=0, le=1)
-    # Which shipped privacy model blurs (weights/PRIVACY_MODEL.md): int8 (default) is 1.5x as fast as fp32.
+    # Input size (px) of the privacy model's second, coarse pass whose boxes are added to the first's: it
+    # finds near, large and edge-cut people and vehicles the 640 px pass misses (weights/PRIVACY_MODEL.md,
+    # "Views"; 4-5 ms more per frame). 0: one pass only.
+    privacy_coarse_pass: int = Field(320, ge=0, le=4096)
+    # Which shipped privacy model blurs (weights/PRIVACY_MODEL.md): int8 (default) is 1.4x as fast as fp32.
     privacy_precision: Literal["fp32", "int8"] = "int8"
     # Anonymized images older than this (by capture time) are deleted; sites, observations and
     # decisions stay. 0 keeps images forever.

@@ -1,6 +1,6 @@
 """The privacy audit's cost side and views (bench/privacy_audit.py): the data sets' own damage boxes of an
 audit frame, read from both layouts the audit frames come from, how much of them the blur destroys, and
-the boxes a mirrored pass and the edge rule give."""
+the boxes a mirrored pass, the edge rule and tiles give."""
 
 from __future__ import annotations
 
@@ -79,5 +79,16 @@ def test_views_mirror_back_the_flipped_pass_and_grow_edge_boxes_inward(tmp_path:
     assert flipped == sorted([*base, (112, 48, 128, 80), (80, 48, 96, 80)])  # mirrored back
     edge = sorted(view_boxes(detector, image, "edge", 0.5, 0.0))
     assert edge == [(0, 48, 24, 80), (32, 48, 48, 80)]  # only the cut one grows, inward by half
+    # 2x2 tiles of 77 px (60 % of 128) at offsets 0 and 51, each seen at the model's 64 px: the two
+    # constant detections of every tile, scaled by 77/64 and shifted back by the tile's offset, plus base.
+    tiles = sorted(view_boxes(detector, image, "tiles", 0.5, 0.0))
+    in_first_tile = [(0, 28, 10, 49), (19, 28, 29, 49)]
+    shifted = [
+        (x1 + dx, y1 + dy, x2 + dx, y2 + dy)
+        for dx in (0, 51)
+        for dy in (0, 51)
+        for x1, y1, x2, y2 in in_first_tile
+    ]
+    assert tiles == sorted([*base, *shifted])
     with pytest.raises(ValueError, match="unknown view"):
-        view_boxes(detector, image, "tiles", 0.5, 0.0)
+        view_boxes(detector, image, "zoom", 0.5, 0.0)

@@ -14,11 +14,18 @@ NAMES = {0: "D00", 1: "D10", 2: "D20", 3: "D40"}
 
 
 def build_constant_head_model(
-    path: Path, head: np.ndarray, imgsz: int, names: dict[int, str] | None = None, task: str = "detect"
+    path: Path,
+    head: np.ndarray,
+    imgsz: int,
+    names: dict[int, str] | None = None,
+    task: str = "detect",
+    dynamic: bool = False,
 ) -> Path:
     """An ONNX model whose output is ``head`` (shape (1, 4+nc, N)) whatever the input.
 
     ``output = head + 0 * mean(images)`` keeps the input in the graph, as a real model does.
+    ``dynamic``: the input's height and width are free (as the privacy model's export), ``imgsz`` is
+    then only the metadata's default size; the head's boxes stay in input pixels whatever the size.
     """
     names = NAMES if names is None else names
     const = numpy_helper.from_array(head.astype(np.float32), "head")
@@ -31,7 +38,11 @@ def build_constant_head_model(
     graph = helper.make_graph(
         nodes,
         "constant_head",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, imgsz, imgsz])],
+        [
+            helper.make_tensor_value_info(
+                "images", TensorProto.FLOAT, [1, 3, *(["h", "w"] if dynamic else [imgsz, imgsz])]
+            )
+        ],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(head.shape))],
         initializer=[const, zero],
     )

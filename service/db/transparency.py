@@ -56,6 +56,7 @@ def _safeguards(settings: Settings) -> dict[str, Any]:
         ),
         "privacy_model": f"{_privacy_model_name(settings)} (see weights/PRIVACY_MODEL.md)",
         "privacy_min_confidence": settings.privacy_threshold(),
+        "privacy_coarse_pass_px": settings.privacy_coarse_pass or None,
         "horizon_fraction": settings.privacy_horizon,
         "access": "staff accounts with roles viewer, reviewer, admin; vehicle tokens can only upload",
     }

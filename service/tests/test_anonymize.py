@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,13 @@ def test_config_is_validated() -> None:
     assert PrivacyConfig().classes == frozenset(PRIVACY_CLASSES)
     assert PrivacyConfig(classes=["person"]).classes == frozenset({"person"})  # type: ignore[arg-type]
     bad: dict[str, Any]
-    for bad in ({"margin": -0.1}, {"min_confidence": 1.5}, {"horizon": 1.2}, {"classes": frozenset()}):
+    for bad in (
+        {"margin": -0.1},
+        {"min_confidence": 1.5},
+        {"horizon": 1.2},
+        {"classes": frozenset()},
+        {"coarse_pass": 16},
+    ):
         with pytest.raises(ValueError):
             PrivacyConfig(**bad)
 
@@ -219,3 +226,30 @@ def test_real_privacy_model_gives_a_valid_report() -> None:
     untouched = ~mask_of(image.shape, [b.box for b in report.boxes] + [(0, 0, 480, 126)])
     assert np.array_equal(out[untouched], image[untouched])
     assert_destroyed(image, out, (0, 120, 480, 126))  # the asphalt noise inside the band
+
+
+def test_coarse_pass_adds_the_boxes_of_a_second_smaller_input_on_a_dynamic_model(tmp_path: Path) -> None:
+    # The head's box is in input pixels: at 64 px a 128 px image is seen at half size, at 32 px at a
+    # quarter, so the same head box lands twice as far out in the image on the coarse pass.
+    head = head_with([(20, 20, 8, 8, PERSON, 0.9)], nc=len(NAMES))
+    dynamic = Detector.from_path(
+        build_constant_head_model(tmp_path / "d.onnx", head, 64, names=NAMES, dynamic=True)
+    )
+    image = checkerboard(128, 128)
+    config = PrivacyConfig(horizon=None, margin=0.0, coarse_pass=32)
+    out, report = anonymize(image, dynamic, config)
+    assert [b.box for b in report.boxes] == [(32, 32, 48, 48), (64, 64, 96, 96)]
+    for b in report.boxes:
+        assert_destroyed(image, out, b.box)
+    _, one = anonymize(image, dynamic, replace(config, coarse_pass=None))
+    assert [b.box for b in one.boxes] == [(32, 32, 48, 48)]
+    _, same = anonymize(image, dynamic, replace(config, coarse_pass=64))  # not smaller: no second pass
+    assert same.boxes == one.boxes
+    # A model with a fixed input cannot run at another size: one pass, as before.
+    fixed = Detector.from_path(build_constant_head_model(tmp_path / "f.onnx", head, 64, names=NAMES))
+    _, fixed_report = anonymize(image, fixed, config)
+    assert [b.box for b in fixed_report.boxes] == [(32, 32, 48, 48)]
+    with pytest.raises(ModelError, match="fixed at 64 px"):
+        fixed.predict(image, imgsz=32)
+    with pytest.raises(ModelError, match="below the model's stride"):
+        dynamic.predict(image, imgsz=16)

@@ -78,4 +78,5 @@ def privacy_config(settings: Settings) -> PrivacyConfig:
         min_confidence=settings.privacy_threshold(),
         horizon=settings.privacy_horizon,
         horizon_margin=settings.privacy_horizon_margin,
+        coarse_pass=settings.privacy_coarse_pass or None,
     )
