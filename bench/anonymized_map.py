@@ -1,7 +1,7 @@
 """Does anonymization hide damage? The damage model's accuracy on original vs anonymized images.
 
     python bench/anonymized_map.py --weights weights/X-fp32.onnx --data data/rdd-cm [--split val]
-        [--camera PITCH,HFOV | --horizon H] [--privacy int8|fp32] [--conf C]
+        [--camera PITCH,HFOV | --horizon H] [--privacy int8|fp32] [--conf C] [--coarse-pass N] [--coarse-conf T]
 
 Each validation image is anonymized exactly as the worker does it (persons and vehicles pixelated
 with a margin, the band above the horizon blurred) and evaluated through our ONNX path; the table
@@ -16,10 +16,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import table, write_result
 from service.domain.anonymize import (
+    COARSE_MIN_CONFIDENCE,
+    COARSE_PASS,
     PRIVACY_MODEL_PATHS,
     PrivacyConfig,
     anonymize,
@@ -55,6 +59,10 @@ def main() -> int:
         help="privacy model file (service default)",
     )
     parser.add_argument("--conf", type=float, help="privacy threshold (default: the file's operating point)")
+    parser.add_argument("--coarse-pass", type=int, default=COARSE_PASS, help="0: one pass")
+    parser.add_argument(
+        "--coarse-conf", type=float, default=COARSE_MIN_CONFIDENCE, help="the coarse pass's threshold"
+    )
     args = parser.parse_args()
     privacy = load_privacy_detector(PRIVACY_MODEL_PATHS[args.privacy], threads=2)
     conf = args.conf if args.conf is not None else privacy_operating_point(args.privacy)
@@ -67,6 +75,8 @@ def main() -> int:
         horizon=None if camera else args.horizon,
         horizon_margin=args.horizon_margin if camera else None,
         min_confidence=conf,
+        coarse_pass=args.coarse_pass or None,
+        coarse_min_confidence=args.coarse_conf,
     )
     blurred_share: list[float] = []
     bands: list[float] = []
@@ -77,8 +87,10 @@ def main() -> int:
         if band is not None:
             bands.append(band)
         out, report = anonymize(image, privacy, replace(config, horizon=band))
-        area = sum((b.box[2] - b.box[0]) * (b.box[3] - b.box[1]) for b in report.boxes)
-        blurred_share.append(min(1.0, area / (report.width * report.height)))
+        covered = np.zeros((report.height, report.width), bool)  # the union: passes overlap
+        for x1, y1, x2, y2 in (b.box for b in report.boxes):
+            covered[y1:y2, x1:x2] = True
+        blurred_share.append(float(covered.mean()))
         return out
 
     runs = {
@@ -97,12 +109,18 @@ def main() -> int:
         print(f"band blurred from the top: {min(bands):.3f}..{max(bands):.3f} of the height")
     default_point = args.privacy == "int8" and args.conf is None
     suffix = "" if default_point else f"-{args.privacy}-{conf:g}"
+    if config.coarse_pass != COARSE_PASS:
+        suffix += "-one-pass" if config.coarse_pass is None else f"-coarse-{config.coarse_pass}"
+    if args.coarse_conf != COARSE_MIN_CONFIDENCE:
+        suffix += f"-coarse-conf-{args.coarse_conf:g}"
     path = write_result(
         f"anonymized_map-horizon-{args.horizon}{suffix}",
         {
             "weights": args.weights.name,
             "privacy_model": PRIVACY_MODEL_PATHS[args.privacy].name,
             "privacy_min_confidence": conf,
+            "coarse_pass": config.coarse_pass,
+            "coarse_min_confidence": config.coarse_min_confidence,
             "split": args.split,
             "rows": rows,
             "horizon": args.horizon,

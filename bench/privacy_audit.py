@@ -478,21 +478,25 @@ def view_boxes(detector: Detector, image: Image, view: str, conf: float, margin:
     ``base``: as the service does; ``flip``: also the mirrored frame, boxes mirrored back, union (two
     inferences); ``edge``: boxes touching the border grown inward by half their size (the object goes on
     beyond the frame); ``sizeN``: the model's input at N px instead of 640 (the export is dynamic);
-    ``plusN``: the base pass and a second one at N px, union (a small N sees near, large objects whole);
+    ``plusN``: the base pass and a second one at N px, union (a small N sees near, large objects whole;
+    ``plusN+M``: and a third at M px; ``plusN@T``: the extra passes from threshold T);
     ``tiles``: the base pass and 2x2 overlapping tiles of 60 % of the frame each, every tile at the full
     input size, union (five inferences: small, far objects seen larger)."""
     config = PrivacyConfig()
     h, w = image.shape[:2]
     size = int(view[4:]) if view.startswith("size") else None
-    extra = int(view[4:]) if view.startswith("plus") else None
+    spec, _, extra_conf = view.partition("@")
+    extra = [int(v) for v in spec[4:].split("+")] if spec.startswith("plus") else None
     if view not in VIEWS and size is None and extra is None:
         raise ValueError(f"unknown view {view!r} (known: {', '.join(VIEWS)}, sizeN, plusN)")
 
-    def run(im: Image, at: int | None = None) -> list[tuple[float, float, float, float]]:
+    def run(
+        im: Image, at: int | None = None, threshold: float = conf
+    ) -> list[tuple[float, float, float, float]]:
         original = detector.imgsz
         detector.imgsz = at or size or original
         try:
-            found = detector.predict(im, conf=conf, multi_label=True)
+            found = detector.predict(im, conf=threshold, multi_label=True)
         finally:
             detector.imgsz = original
         return [d.box for d in found if d.class_name in config.classes]
@@ -501,8 +505,8 @@ def view_boxes(detector: Detector, image: Image, view: str, conf: float, margin:
     if view == "flip":
         mirrored: Image = np.ascontiguousarray(image[:, ::-1])
         raw += [(w - x2, y1, w - x1, y2) for x1, y1, x2, y2 in run(mirrored)]
-    if extra is not None:
-        raw += run(image, extra)
+    for at in extra or []:
+        raw += run(image, at, float(extra_conf) if extra_conf else conf)
     if view == "tiles":
         tw, th = round(0.6 * w), round(0.6 * h)
         for ox in (0, w - tw):

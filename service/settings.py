@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     # finds near, large and edge-cut people and vehicles the 640 px pass misses (weights/PRIVACY_MODEL.md,
     # "Views"; 4-5 ms more per frame). 0: one pass only.
     privacy_coarse_pass: int = Field(320, ge=0, le=4096)
+    # Its threshold, never below privacy_min_confidence (its extra boxes cost the most damage on stored copies).
+    privacy_coarse_min_confidence: float = Field(0.15, ge=0, le=1)
     # Which shipped privacy model blurs (weights/PRIVACY_MODEL.md): int8 (default) is 1.4x as fast as fp32.
     privacy_precision: Literal["fp32", "int8"] = "int8"
     # Anonymized images older than this (by capture time) are deleted; sites, observations and

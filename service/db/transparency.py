@@ -57,6 +57,7 @@ def _safeguards(settings: Settings) -> dict[str, Any]:
         "privacy_model": f"{_privacy_model_name(settings)} (see weights/PRIVACY_MODEL.md)",
         "privacy_min_confidence": settings.privacy_threshold(),
         "privacy_coarse_pass_px": settings.privacy_coarse_pass or None,
+        "privacy_coarse_min_confidence": settings.privacy_coarse_min_confidence,
         "horizon_fraction": settings.privacy_horizon,
         "access": "staff accounts with roles viewer, reviewer, admin; vehicle tokens can only upload",
     }

@@ -120,6 +120,7 @@ def test_config_is_validated() -> None:
         {"horizon": 1.2},
         {"classes": frozenset()},
         {"coarse_pass": 16},
+        {"coarse_min_confidence": 1.5},
     ):
         with pytest.raises(ValueError):
             PrivacyConfig(**bad)
@@ -244,6 +245,8 @@ def test_coarse_pass_adds_the_boxes_of_a_second_smaller_input_on_a_dynamic_model
     _, one = anonymize(image, dynamic, replace(config, coarse_pass=None))
     assert [b.box for b in one.boxes] == [(32, 32, 48, 48)]
     _, same = anonymize(image, dynamic, replace(config, coarse_pass=64))  # not smaller: no second pass
+    assert same.boxes == one.boxes
+    _, same = anonymize(image, dynamic, replace(config, coarse_min_confidence=0.95))  # its own threshold
     assert same.boxes == one.boxes
     # A model with a fixed input cannot run at another size: one pass, as before.
     fixed = Detector.from_path(build_constant_head_model(tmp_path / "f.onnx", head, 64, names=NAMES))

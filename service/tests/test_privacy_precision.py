@@ -15,7 +15,13 @@ from detector import decode_image
 from service.api.open311 import privacy_detector
 from service.db.engine import make_engine, make_sessionmaker, transaction
 from service.db.transparency import transparency_record
-from service.domain.anonymize import PrivacyConfig, anonymize, load_privacy_detector
+from service.domain.anonymize import (
+    COARSE_MIN_CONFIDENCE,
+    COARSE_PASS,
+    PrivacyConfig,
+    anonymize,
+    load_privacy_detector,
+)
 from service.domain.ranking import DEFAULT_CONFIG
 from service.settings import Settings
 
@@ -34,6 +40,11 @@ def test_precision_setting_picks_the_shipped_file(monkeypatch: pytest.MonkeyPatc
     fp32 = Settings(database_url=URL)
     assert fp32.privacy_model_file() == WEIGHTS / "privacy-persons-vehicles.onnx"
     assert fp32.privacy_threshold() == 0.10
+    # the coarse second pass, as the domain's defaults (weights/PRIVACY_MODEL.md, "Views")
+    assert (default.privacy_coarse_pass, default.privacy_coarse_min_confidence) == (
+        COARSE_PASS,
+        COARSE_MIN_CONFIDENCE,
+    )
     monkeypatch.setenv("ROADWATCH_PRIVACY_MIN_CONFIDENCE", "0.05")  # a city's own choice wins
     assert Settings(database_url=URL).privacy_threshold() == 0.05
     monkeypatch.delenv("ROADWATCH_PRIVACY_MIN_CONFIDENCE")

@@ -79,4 +79,5 @@ def privacy_config(settings: Settings) -> PrivacyConfig:
         horizon=settings.privacy_horizon,
         horizon_margin=settings.privacy_horizon_margin,
         coarse_pass=settings.privacy_coarse_pass or None,
+        coarse_min_confidence=settings.privacy_coarse_min_confidence,
     )
