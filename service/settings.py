@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     privacy_min_confidence: float | None = Field(None, ge=0, le=1)
     # Input size (px) of the privacy model's second, coarse pass whose boxes are added to the first's: it
     # finds near, large and edge-cut people and vehicles the 640 px pass misses (weights/PRIVACY_MODEL.md,
-    # "Views"; 4-5 ms more per frame). 0: one pass only.
+    # "Views"; 3-4 ms more per 1280x720 frame). 0: one pass only.
     privacy_coarse_pass: int = Field(320, ge=0, le=4096)
     # Its threshold, never below privacy_min_confidence (its extra boxes cost the most damage on stored copies).
     privacy_coarse_min_confidence: float = Field(0.15, ge=0, le=1)

@@ -29,15 +29,16 @@ PRIVACY_MODEL_PATH = WEIGHTS_DIR / "privacy-persons-vehicles.onnx"
 # The same model quantised to int8 (weights/PRIVACY_MODEL.md: its audit and speed against fp32).
 PRIVACY_MODEL_PATHS = {"fp32": PRIVACY_MODEL_PATH, "int8": WEIGHTS_DIR / "privacy-persons-vehicles-int8.onnx"}
 # Each file's confidence threshold, chosen on the audit and the damage it hides (weights/PRIVACY_MODEL.md,
-# "Operating point"): on the 320 audit frames (1004 persons and vehicles) the int8 file at 0.09 protects
-# 869 by itself (0.10: 862) and 985 with the 0.35 band, while the damage model on the stored copies loses
-# 2.4 points mAP50 with the camera's own band (0.10: 2.4; 0.08: 3.0). fp32 at 0.10: 878 / 987, 1.5 points.
+# "Operating point"): on the 320 audit frames (1004 persons and vehicles), with the coarse pass, the int8
+# file at 0.09 protects 898 by itself and 1000 with the 0.35 band, while the damage model on the stored copies
+# loses 2.7 points mAP50 with the camera's own band (0.08: 3.2). fp32 at 0.10: 907 / 999, 1.8 points.
 PRIVACY_OPERATING_POINTS = {"fp32": 0.10, "int8": 0.09}
 PRIVACY_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck")
 # A second, coarse pass over the whole frame at this input size (px, longer side), its boxes added to the
 # first pass's (weights/PRIVACY_MODEL.md, "Views"): at 640 px the model misses near, large and edge-cut
-# people and vehicles that it finds whole at 320. On the 320 audit frames (int8 at 0.09) the model alone
-# protects 908 of 1004 instead of 869, large ones 173 of 178 instead of 158, for 4.6 ms more per frame.
+# people and vehicles that it finds whole at 320. On the 320 audit frames (int8 at 0.09, the coarse pass
+# from 0.15) the model alone protects 898 of 1004 instead of 869, large ones 172 of 178 instead of 158,
+# for 3-4 ms more per 1280x720 photo (14.2 instead of 11.0 ms, one thread).
 COARSE_PASS = 320
 # Its threshold (never below the first pass's): its extra boxes are where the damage model loses most on the
 # stored copies; from 0.15 it keeps 898 of those 908 objects and mAP50 on the stored copies 0.745 (0.09: 0.742,
