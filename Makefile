@@ -102,7 +102,7 @@ adaptation-curve: dataset ## Learning curve + push strategies compared (hours; r
 	$(PY) -m datasets build --quiet --out data/rf $(DATA)/roboflow-road-crack >/dev/null
 	$(PY) bench/adaptation.py --device $(DEVICE) $(TUNED)
 	$(PY) bench/adaptation.py --device $(DEVICE) $(DEFAULT_RECIPE) --sizes 200 --seeds 0,1
-	$(PY) bench/adaptation.py --device $(DEVICE) $(DEFAULT_RECIPE) --sizes 849 --seeds 0
+	$(PY) bench/adaptation.py --device $(DEVICE) $(DEFAULT_RECIPE) --sizes 849 --seeds 0,1
 	$(PY) bench/adaptation.py --device $(DEVICE) --sizes 50,100,200 --seeds 0,1,2
 	$(PY) bench/adaptation.py --device $(DEVICE) --sizes 50,100,200 --seeds 0,1,2 --strategy uncertain --variant uncertain
 	$(PY) bench/adaptation.py --device $(DEVICE) --sizes 50,100,200 --seeds 0,1,2 --strategy balanced --variant balanced
