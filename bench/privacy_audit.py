@@ -475,7 +475,8 @@ VIEWS = ("base", "flip", "edge", "tiles", "size800", "size960")
 def view_boxes(detector: Detector, image: Image, view: str, conf: float, margin: float) -> list[PxBox]:
     """The grown boxes one way of looking at a frame gives (issue 21, "resolution and views"):
 
-    ``base``: as the service does; ``flip``: also the mirrored frame, boxes mirrored back, union (two
+    ``base``: one pass at the model's size (the service before its coarse pass, which is ``plus320@0.15``);
+    ``flip``: also the mirrored frame, boxes mirrored back, union (two
     inferences); ``edge``: boxes touching the border grown inward by half their size (the object goes on
     beyond the frame); ``sizeN``: the model's input at N px instead of 640 (the export is dynamic);
     ``plusN``: the base pass and a second one at N px, union (a small N sees near, large objects whole;
@@ -493,12 +494,7 @@ def view_boxes(detector: Detector, image: Image, view: str, conf: float, margin:
     def run(
         im: Image, at: int | None = None, threshold: float = conf
     ) -> list[tuple[float, float, float, float]]:
-        original = detector.imgsz
-        detector.imgsz = at or size or original
-        try:
-            found = detector.predict(im, conf=threshold, multi_label=True)
-        finally:
-            detector.imgsz = original
+        found = detector.predict(im, conf=threshold, multi_label=True, imgsz=at or size)
         return [d.box for d in found if d.class_name in config.classes]
 
     raw = run(image)

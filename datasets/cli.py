@@ -73,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
 def _pack(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from datasets.pack import pack_dataset
 
-    if not 1 <= args.quality <= 100 or args.max_side < 32:
-        parser.error("--quality must be 1..100 and --max-side at least 32")
     try:
         stats = pack_dataset(args.source, args.out, args.max_side, args.quality)
+    except ValueError as exc:  # the options themselves
+        parser.error(str(exc))
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -4,10 +4,9 @@
 
 Training and evaluation letterbox every image to the model's input (416 px), so an image stored with its
 longer side at that size carries every pixel the model sees; the rest is bytes to move. Each image of a
-built dataset (``python -m datasets build``) is resized (area interpolation, never enlarged) and re-encoded as JPEG (what every reader
-here takes);
-the label files (normalised YOLO boxes, independent of the pixel size) are copied unchanged; ``data.yaml``
-points at the new folder. The file stems stay the same, so results are comparable image by image.
+built dataset (``python -m datasets build``) is resized (area interpolation, never enlarged) and re-encoded
+as JPEG (what every reader here takes); the label files (normalised YOLO boxes, independent of the pixel
+size) are copied unchanged; ``data.yaml`` points at the new folder. The file stems stay the same, so results are comparable image by image.
 """
 
 from __future__ import annotations
