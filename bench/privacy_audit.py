@@ -458,6 +458,8 @@ def sweep(
                 {
                     "conf": conf,
                     "margin": margin,
+                    "n": n,
+                    "protected_model": by_model,
                     "recall_model": round(by_model / n, 3),
                     "ci95_model": f"{lo:.2f}-{hi:.2f}",
                     "recall_with_band": round(with_band / n, 3),

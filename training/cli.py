@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 
@@ -22,6 +23,7 @@ def _quantization_args(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from training.export import CALIBRATION_METHODS
+    from training.privacy_finetune import FinetuneOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(prog="python -m training")
@@ -63,6 +65,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", required=True, type=Path, help="classic YOLOv5n v6.1 COCO checkpoint (.pt)")
     p.add_argument("--out", type=Path, default=Path("weights/privacy-persons-vehicles.onnx"))
     p.add_argument("--imgsz", type=int, default=640)
+    p = sub.add_parser(
+        "privacy-finetune",
+        help="fine-tune the privacy model on photos whose persons and vehicles were labelled by eye",
+    )
+    p.add_argument("--weights", required=True, type=Path, help="classic YOLOv5n v6.1 COCO checkpoint (.pt)")
+    p.add_argument(
+        "--labels", required=True, type=Path, action="append",
+        help="labels JSON (repeatable): file name -> [{class: person|vehicle, box: [x1, y1, x2, y2]}]",
+    )  # fmt: skip
+    p.add_argument(
+        "--images", required=True, type=Path, action="append", help="folder searched for the labelled photos"
+    )
+    p.add_argument(
+        "--negatives", type=Path, action="append", default=[],
+        help="folder of photos checked to show no person or vehicle (repeatable): all of them train as negatives",
+    )  # fmt: skip
+    p.add_argument(
+        "--negatives-sample", type=int, default=0,
+        help="also this many unlabelled photos found under --images (a data set screened by eye: they show nobody)",
+    )  # fmt: skip
+    p.add_argument("--out", type=Path, required=True, help="ONNX file to write")
+    p.add_argument("--epochs", type=int, default=FinetuneOptions.epochs)
+    p.add_argument("--batch", type=int, default=FinetuneOptions.batch)
+    p.add_argument("--lr0", type=float, default=FinetuneOptions.lr0)
+    p.add_argument("--imgsz", type=int, default=FinetuneOptions.imgsz, help="training input, px (square)")
+    p.add_argument("--seed", type=int, default=FinetuneOptions.seed)
     p = sub.add_parser(
         "privacy-int8",
         help="int8 privacy model (static QDQ as the damage model), calibrated on street photos",
@@ -145,7 +173,6 @@ def main(argv: list[str] | None = None) -> int:
         print(resume(args.run_dir))
     elif args.command == "eval":
         import json
-        import sys
 
         from training.evaluate import evaluate, summary_table, write_report
 
@@ -194,7 +221,6 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(entry))
     elif args.command == "adapt":
         import json
-        import sys
 
         from detector.manifest import WEIGHTS_DIR
         from training.adapt import AdaptError, AdaptOptions, adapt
@@ -238,6 +264,35 @@ def main(argv: list[str] | None = None) -> int:
         from training.privacy import build_privacy_onnx
 
         print(json.dumps(build_privacy_onnx(args.weights, args.out, args.imgsz)))
+    elif args.command == "privacy-finetune":
+        import json
+
+        from training.privacy_finetune import (
+            find_photos,
+            finetune,
+            make_samples,
+            read_labels,
+            sample_negatives,
+        )
+
+        if args.epochs < 1 or args.batch < 1 or args.imgsz < 32 or args.imgsz % 32:
+            parser.error("--epochs and --batch must be at least 1, --imgsz a multiple of 32")
+        try:
+            labels = read_labels(args.labels)
+            photos = find_photos(args.images)
+            negatives = sorted(find_photos(args.negatives).values())
+            if args.negatives_sample:
+                negatives += sample_negatives(photos, set(labels), args.negatives_sample, args.seed)
+            samples = make_samples(labels, photos, negatives)
+        except (ValueError, OSError) as error:
+            parser.error(str(error))
+        tuning = FinetuneOptions(
+            epochs=args.epochs, batch=args.batch, lr0=args.lr0, seed=args.seed, imgsz=args.imgsz
+        )
+        report = finetune(
+            args.weights, samples, args.out, tuning, log=lambda line: print(line, file=sys.stderr)
+        )
+        print(json.dumps(report))
     elif args.command == "privacy-int8":
         import json
 

@@ -15,7 +15,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from torch import nn
 
 from detector import Detector
 from training.cli import main
@@ -28,16 +27,10 @@ from training.privacy import (
     decode_level,
     head_channels,
     make_grid,
-    yolov5nu_layers,
 )
 from training.seed import load_yolov5_state_dict
+from training.tests.fakes import V61_ANCHORS_GRID
 
-# What YOLOv5 v6.1 stores in model.24.anchors for its P5 models: the pixel anchors / stride.
-V61_ANCHORS_GRID = [
-    [[1.25, 1.625], [2.0, 3.75], [4.125, 2.875]],
-    [[1.875, 3.8125], [3.875, 2.8125], [3.6875, 7.4375]],
-    [[3.625, 2.8125], [4.875, 6.1875], [11.65625, 10.1875]],
-]
 V61_ANCHORS_PX = [
     [[10, 13], [16, 30], [33, 23]],
     [[30, 61], [62, 45], [59, 119]],
@@ -125,34 +118,6 @@ def test_head_channels_keep_box_objectness_and_chosen_classes_of_every_anchor() 
     assert rows == [a * 85 + r for a in range(3) for r in per_anchor]
     with pytest.raises(ValueError, match="out of range"):
         head_channels(3, 4, (0, 7))
-
-
-class _FakeDetect(nn.Module):
-    """What the checkpoint's ``model.24`` holds: three 1x1 convs and ``anchors`` in grid units."""
-
-    def __init__(self, channels: list[int]) -> None:
-        super().__init__()
-        self.m = nn.ModuleList(nn.Conv2d(c, 3 * 85, 1) for c in channels)
-        self.register_buffer("anchors", torch.tensor(V61_ANCHORS_GRID))
-
-
-class _FakeYolov5(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.model = nn.ModuleList([*yolov5nu_layers(), _FakeDetect([64, 128, 256])])
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-weight stand-in for the classic checkpoint, pickled (fp16) as YOLOv5 saves it."""
-    torch.manual_seed(1)
-    model = _FakeYolov5()
-    for name, tensor in model.state_dict().items():
-        if name.endswith(("running_mean", "running_var")):  # non-trivial BN statistics
-            tensor.copy_(torch.rand_like(tensor) * 0.5 + (0.75 if name.endswith("var") else -0.25))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny-yolov5.pt"
-    torch.save({"model": model.half(), "epoch": -1}, path)
-    return path
 
 
 def test_model_takes_every_backbone_tensor_and_the_chosen_head_rows(tiny_checkpoint: Path) -> None:
