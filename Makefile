@@ -7,7 +7,7 @@ DATA ?= ../shared/data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help setup system-deps test lint run db-start db-stop dataset train train-v1 release privacy-int8 bench clean labelstudio-start labelstudio-stop adapt demo adaptation-curve
+.PHONY: help setup system-deps test lint run db-start db-stop dataset train train-v1 release privacy-finetune privacy-int8 bench clean labelstudio-start labelstudio-stop adapt demo adaptation-curve
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -72,6 +72,11 @@ release: setup ## Export $(RUN)'s best checkpoint as model $(VERSION): fp32 + in
 	$(PY) -m datasets build --quiet --out data/rf $(DATA)/roboflow-road-crack >/dev/null
 	$(PY) -m training release --weights $(RUN)/weights/best.pt --version $(VERSION) --data data/rdd-cm \
 		--extra-data data/rf --calib data/rdd-cm/images/train --calib-method percentile --calib-count 100
+
+privacy-finetune: setup ## Build the shipped privacy model: COCO YOLOv5n fine-tuned on the 320 audit frames + 60 photos showing nobody (weights/PRIVACY_MODEL.md)
+	$(PY) -m training privacy-finetune --weights $(DATA)/../weights/yolov5n-coco-v6.1-fp16.pt \
+		--labels bench/privacy_audit_labels.json --labels bench/privacy_audit_labels-2.json \
+		--images $(DATA) --negatives-sample 60 --out weights/privacy-persons-vehicles.onnx
 
 privacy-int8: setup ## Quantise the privacy model to int8 (weights/privacy-persons-vehicles-int8.onnx), calibrated on street photos outside the audit
 	$(PY) -m training privacy-int8 --calib $(DATA)/rdd2022/China_MotorBike/train/images \

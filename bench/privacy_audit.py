@@ -72,7 +72,7 @@ from bench.common import summary_ms, table, time_calls, write_result  # noqa: E4
 from datasets.classes import CANONICAL_CLASSES, canonical_name  # noqa: E402
 from datasets.voc import parse_voc  # noqa: E402
 from datasets.yolo import read_names, read_yolo_labels  # noqa: E402
-from detector import Detector, read_image  # noqa: E402
+from detector import Detection, Detector, read_image  # noqa: E402
 from detector.preprocess import letterbox, to_tensor, to_uint8_tensor  # noqa: E402
 from service.domain.anonymize import (  # noqa: E402
     COARSE_PASS,
@@ -415,6 +415,34 @@ def anonymize_ms(
     return {name: {k: round(v, 2) for k, v in summary_ms(ms).items()} for name, ms in samples.items()}
 
 
+def outcomes_at(
+    found: dict[str, list[Detection]],
+    images: dict[str, Image],
+    labels: Sequence[Label],
+    conf: float,
+    margin: float,
+    horizon: float | None,
+    damage: dict[str, list[PxBox]] | None = None,
+) -> tuple[list[Outcome], list[float], list[tuple[float, float, float]]]:
+    """Each label's outcome, each frame's destroyed share by the grown boxes and each damage box's cover,
+    when the detections ``found`` per frame are kept from ``conf`` and grown by ``margin``."""
+    outcomes: list[Outcome] = []
+    areas: list[float] = []
+    covers: list[tuple[float, float, float]] = []
+    for frame, image in images.items():
+        h, w = image.shape[:2]
+        boxes = tuple(
+            BlurredBox(d.class_name, d.confidence, grow_box(d.box, margin, w, h))
+            for d in found[frame]
+            if d.confidence >= conf
+        )
+        model, band = region_masks(AnonymizationReport(w, h, boxes, horizon_row(h, horizon)))
+        outcomes += [measure(lab, model, band) for lab in labels if lab.frame == frame]
+        areas.append(float(model.mean()))
+        covers += [damage_cover(b, model, band) for b in (damage or {}).get(frame, [])]
+    return outcomes, areas, covers
+
+
 def sweep(
     detector: Detector,
     images: dict[str, Image],
@@ -437,21 +465,11 @@ def sweep(
     rows = []
     for conf in confs:
         for margin in margins:
-            outcomes, areas, covers = [], [], []
-            for frame, image in images.items():
-                h, w = image.shape[:2]
-                boxes = tuple(
-                    BlurredBox(d.class_name, d.confidence, grow_box(d.box, margin, w, h))
-                    for d in found[frame]
-                    if d.confidence >= conf
-                )
-                model, band = region_masks(AnonymizationReport(w, h, boxes, horizon_row(h, config.horizon)))
-                outcomes += [measure(lab, model, band) for lab in labels if lab.frame == frame]
-                areas.append(float(model.mean()))
-                covers += [damage_cover(b, model, band) for b in (damage or {}).get(frame, [])]
+            outcomes, areas, covers = outcomes_at(found, images, labels, conf, margin, horizon, damage)
             n = len(outcomes)
             by_model = sum(o.cover_model >= min_coverage for o in outcomes)
             with_band = sum(o.cover_all >= min_coverage for o in outcomes)
+            lo_band, hi_band = wilson(with_band, n)
             lo, hi = wilson(by_model, n)
             cost = damage_summary(covers, len(images))
             rows.append(
@@ -462,7 +480,9 @@ def sweep(
                     "protected_model": by_model,
                     "recall_model": round(by_model / n, 3),
                     "ci95_model": f"{lo:.2f}-{hi:.2f}",
+                    "protected_with_band": with_band,
                     "recall_with_band": round(with_band / n, 3),
+                    "ci95_with_band": f"{lo_band:.2f}-{hi_band:.2f}",
                     "area_destroyed_by_model": round(statistics.fmean(areas), 4),
                     "damage_destroyed_by_model": cost["mean_destroyed_model"],
                     "damage_hidden_by_model": cost["hidden_model"],

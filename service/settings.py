@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     privacy_horizon: float | None = Field(None, ge=0, le=1)
     privacy_horizon_margin: float = Field(0.05, ge=0, le=1)
     privacy_margin: float = Field(0.15, ge=0, le=1)
-    # None: the operating point of the privacy model in use (int8 0.09, fp32 0.10), chosen on the audit and on
+    # None: the operating point of the privacy model in use (int8 0.08, fp32 0.09), chosen on the audit and on
     # the damage the blur hides from reviewers (weights/PRIVACY_MODEL.md, "Operating point").
     privacy_min_confidence: float | None = Field(None, ge=0, le=1)
     # Input size (px) of the privacy model's second, coarse pass whose boxes are added to the first's: it

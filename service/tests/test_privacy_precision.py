@@ -35,11 +35,11 @@ def test_precision_setting_picks_the_shipped_file(monkeypatch: pytest.MonkeyPatc
     # each file at its operating point (weights/PRIVACY_MODEL.md, "Operating point")
     assert default.privacy_precision == "int8"
     assert default.privacy_model_file() == WEIGHTS / "privacy-persons-vehicles-int8.onnx"
-    assert default.privacy_threshold() == 0.09
+    assert default.privacy_threshold() == 0.08
     monkeypatch.setenv("ROADWATCH_PRIVACY_PRECISION", "fp32")
     fp32 = Settings(database_url=URL)
     assert fp32.privacy_model_file() == WEIGHTS / "privacy-persons-vehicles.onnx"
-    assert fp32.privacy_threshold() == 0.10
+    assert fp32.privacy_threshold() == 0.09
     # the coarse second pass, as the domain's defaults (weights/PRIVACY_MODEL.md, "Views")
     assert (default.privacy_coarse_pass, default.privacy_coarse_min_confidence) == (
         COARSE_PASS,
@@ -54,13 +54,18 @@ def test_precision_setting_picks_the_shipped_file(monkeypatch: pytest.MonkeyPatc
             Settings(database_url=URL)
 
 
-def person_boxes(image: np.ndarray, detector) -> list[tuple[int, int, int, int]]:  # type: ignore[no-untyped-def]
-    found = detector.predict(image, conf=PrivacyConfig().min_confidence, multi_label=True)
-    return [tuple(int(v) for v in d.box) for d in found if d.class_name == "person"]
+# The persons in the two sample photos, checked by eye (boxes as the COCO model drew them at 640 px): not
+# road photos, and near and large, unlike every audit frame, so they also guard the fine-tune's
+# generalisation (weights/PRIVACY_MODEL.md, "Fine-tune": its 640 px pass lost the left man in zidane.jpg,
+# the coarse pass finds him).
+PEOPLE = {
+    "bus.jpg": [(54, 395, 212, 893), (683, 373, 810, 880), (218, 406, 343, 866), (0, 570, 72, 895)],
+    "zidane.jpg": [(739, 40, 1155, 717), (145, 187, 727, 719)],
+}
 
 
-@pytest.mark.parametrize("photo", ["bus.jpg", "zidane.jpg"])
-def test_int8_model_blurs_the_people_fp32_blurs(photo: str) -> None:
+@pytest.mark.parametrize("photo", sorted(PEOPLE))
+def test_both_files_destroy_every_person_of_the_sample_photos(photo: str) -> None:
     image = decode_image((SAMPLES / photo).read_bytes())
     config = PrivacyConfig(horizon=None)  # the model alone: no band to hide a miss
     fp32 = load_privacy_detector(Settings(database_url=URL, privacy_precision="fp32").privacy_model_file())
@@ -69,18 +74,17 @@ def test_int8_model_blurs_the_people_fp32_blurs(photo: str) -> None:
     int8 = privacy_detector(app)  # the Open311 intake's loader: the file the setting names, loaded once
     assert int8 is privacy_detector(app) and int8.uint8_input  # the int8 file takes the uint8 pixels
 
-    people = person_boxes(image, fp32)
-    assert len(people) >= 2, people  # bus.jpg: 3 pedestrians, zidane.jpg: 2 men
-    assert len(person_boxes(image, int8)) >= len(people)
-    out, report = anonymize(image, int8, config)
-    destroyed = np.zeros(image.shape[:2], bool)
-    for b in report.boxes:
-        x1, y1, x2, y2 = b.box
-        destroyed[y1:y2, x1:x2] = True
-    for x1, y1, x2, y2 in people:
-        assert destroyed[y1:y2, x1:x2].mean() >= 0.95, (photo, (x1, y1, x2, y2))
-        changed = np.abs(out[y1:y2, x1:x2].astype(int) - image[y1:y2, x1:x2].astype(int)).mean()
-        assert changed > 8, (photo, (x1, y1, x2, y2), changed)  # destroyed, not just marked
+    for detector in (int8, fp32):
+        out, report = anonymize(image, detector, config)
+        destroyed = np.zeros(image.shape[:2], bool)
+        for b in report.boxes:
+            x1, y1, x2, y2 = b.box
+            destroyed[y1:y2, x1:x2] = True
+        for x1, y1, x2, y2 in PEOPLE[photo]:
+            # the audit's criterion: at least 80 % of the person destroyed
+            assert destroyed[y1:y2, x1:x2].mean() >= 0.8, (photo, (x1, y1, x2, y2), detector is int8)
+            changed = np.abs(out[y1:y2, x1:x2].astype(int) - image[y1:y2, x1:x2].astype(int)).mean()
+            assert changed > 8, (photo, (x1, y1, x2, y2), changed)  # destroyed, not just marked
 
 
 def test_transparency_record_names_the_privacy_model_in_use(settings: Settings) -> None:
@@ -96,6 +100,6 @@ def test_transparency_record_names_the_privacy_model_in_use(settings: Settings) 
             assert record["safeguards"]["privacy_model"].startswith(f"weights/{name}.onnx "), record[
                 "safeguards"
             ]
-            assert record["safeguards"]["privacy_min_confidence"] == {"fp32": 0.10, "int8": 0.09}[precision]
+            assert record["safeguards"]["privacy_min_confidence"] == {"fp32": 0.09, "int8": 0.08}[precision]
     finally:
         engine.dispose()

@@ -154,7 +154,7 @@ def test_health_and_openapi(client) -> None:  # type: ignore[no-untyped-def]
     assert health["privacy_model"] == {
         "file": "privacy-persons-vehicles-int8.onnx",  # the default, at its own operating point
         "present": True,
-        "min_confidence": 0.09,
+        "min_confidence": 0.08,
     }
     assert "/api/v1/batches" in client.get("/openapi.json").json()["paths"]
 
