@@ -128,11 +128,19 @@ def demo_cli(settings, *args: str) -> dict:  # type: ignore[no-untyped-def]
 
 
 def privacy_boxes(image: np.ndarray) -> list[tuple[str, float, tuple[int, int, int, int]]]:
-    """What the privacy model finds: (class, confidence, box grown by 20 %, clipped)."""
-    from service.domain.anonymize import grow_box, load_privacy_detector
+    """What the service's privacy detection finds (the default file, both passes, its threshold): (class,
+    confidence, box grown by 20 %, clipped)."""
+    from service.domain.anonymize import (
+        PRIVACY_MODEL_PATHS,
+        PrivacyConfig,
+        find_people_and_vehicles,
+        grow_box,
+        load_privacy_detector,
+    )
 
     h, w = image.shape[:2]
-    found = load_privacy_detector().predict(image, conf=0.2, multi_label=True)
+    detector = load_privacy_detector(PRIVACY_MODEL_PATHS["int8"])
+    found = find_people_and_vehicles(image, detector, PrivacyConfig())
     return [
         (d.class_name, d.confidence, tuple(int(v) for v in grow_box(d.box, 0.2, w, h)))  # type: ignore[misc]
         for d in found
